@@ -1,0 +1,166 @@
+// Register-blocked fp32 GEMM on packed B, for one SIMD target (included once
+// per target through foreach_target.h by the .cc files that need it).
+//
+// A tile computes kRows rows of C by kPanels 16-column panels: kRows x
+// (kPanels*16/lanes) accumulators stay in registers while k runs; each step
+// loads one row of every B panel and broadcasts one A value per row.
+// kDepth > 0 fixes the trip count at compile time (claim H1's specialised
+// path); kDepth == 0 is the generic one.
+
+#if defined(SEQK_CPU_GEMM_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef SEQK_CPU_GEMM_INL_H_
+#undef SEQK_CPU_GEMM_INL_H_
+#else
+#define SEQK_CPU_GEMM_INL_H_
+#endif
+
+#include <cstddef>
+#include <utility>
+
+#include "hwy/highway.h"
+#include "kernels/cpu/gemm_panels.h"
+#include "seqk/gemm.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace seqk {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Vectors of at most one panel's width.
+inline constexpr size_t kGemmLanes = HWY_MIN(size_t{16}, HWY_LANES(float));
+using GemmTag = hn::FixedTag<float, kGemmLanes>;
+inline constexpr size_t kVecsPerPanel = kPanelWidth / kGemmLanes;
+
+// Tile shape per target: as many accumulators as the register file holds
+// beside the B row and the broadcast A value.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+inline constexpr size_t kTileRows = 6, kTilePanels = 4;  // 24 of 32 zmm
+#elif HWY_TARGET == HWY_AVX2
+inline constexpr size_t kTileRows = 6, kTilePanels = 1;  // 12 of 16 ymm
+#elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+inline constexpr size_t kTileRows = 1, kTilePanels = 1;
+#elif HWY_ARCH_ARM
+inline constexpr size_t kTileRows = 6, kTilePanels = 1;  // 24 of 32 q regs
+#else
+inline constexpr size_t kTileRows = 3, kTilePanels = 1;  // 12 of 16 xmm
+#endif
+
+// Depths with a compile-time specialised kernel; others take the generic one.
+inline constexpr size_t kSpecializedDepths[] = {256, 512};
+// K is processed in blocks of at most this many, so a tile's A rows and the
+// B panels it reads stay in L2.
+inline constexpr size_t kMaxDepthBlock = 512;
+
+template <size_t kRows, size_t kPanels, size_t kDepth>
+HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t lda, const float* HWY_RESTRICT b,
+                           size_t panel_stride, size_t depth, float* HWY_RESTRICT c, size_t ldc,
+                           size_t cols, const float* HWY_RESTRICT bias, bool accumulate) {
+  const GemmTag d;
+  using V = hn::Vec<GemmTag>;
+  constexpr size_t kVecs = kPanels * kVecsPerPanel;
+  if constexpr (kDepth != 0) depth = kDepth;
+
+  V acc[kRows][kVecs];
+  for (size_t r = 0; r < kRows; ++r)
+    for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::Zero(d);
+
+  for (size_t k = 0; k < depth; ++k) {
+    V bk[kVecs];
+    for (size_t v = 0; v < kVecs; ++v) {
+      const size_t panel = v / kVecsPerPanel, lane0 = (v % kVecsPerPanel) * kGemmLanes;
+      bk[v] = hn::Load(d, b + panel * panel_stride + k * kPanelWidth + lane0);
+    }
+    for (size_t r = 0; r < kRows; ++r) {
+      const V ark = hn::Set(d, a[r * lda + k]);
+      for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(ark, bk[v], acc[r][v]);
+    }
+  }
+
+  if (cols == kPanels * kPanelWidth) {
+    for (size_t r = 0; r < kRows; ++r) {
+      for (size_t v = 0; v < kVecs; ++v) {
+        V out = acc[r][v];
+        float* dst = c + r * ldc + v * kGemmLanes;
+        if (bias) out = hn::Add(out, hn::LoadU(d, bias + v * kGemmLanes));
+        if (accumulate) out = hn::Add(out, hn::LoadU(d, dst));
+        hn::StoreU(out, d, dst);
+      }
+    }
+    return;
+  }
+  // Edge tile: the packed panels are zero-padded, C is not.
+  HWY_ALIGN float tile[kRows][kPanels * kPanelWidth];
+  for (size_t r = 0; r < kRows; ++r)
+    for (size_t v = 0; v < kVecs; ++v) hn::Store(acc[r][v], d, &tile[r][v * kGemmLanes]);
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t j = 0; j < cols; ++j) {
+      float out = tile[r][j];
+      if (bias) out += bias[j];
+      if (accumulate) out += c[r * ldc + j];
+      c[r * ldc + j] = out;
+    }
+  }
+}
+
+using GemmTileFn = void (*)(const float*, size_t, const float*, size_t, size_t, float*, size_t, size_t,
+                            const float*, bool);
+
+// tiles[rows - 1][panels - 1] for one depth.
+template <size_t kDepth>
+struct GemmTileTable {
+  GemmTileFn tiles[kTileRows][kTilePanels];
+  GemmTileTable() { Fill(std::make_index_sequence<kTileRows * kTilePanels>()); }
+  template <size_t... kIndex>
+  void Fill(std::index_sequence<kIndex...>) {
+    ((tiles[kIndex / kTilePanels][kIndex % kTilePanels] =
+          &GemmTile<kIndex / kTilePanels + 1, kIndex % kTilePanels + 1, kDepth>),
+     ...);
+  }
+};
+
+inline const GemmTileFn (&GemmTilesForDepth(size_t depth, bool specialized))[kTileRows][kTilePanels] {
+  static const GemmTileTable<0> generic;
+  static const GemmTileTable<kSpecializedDepths[0]> depth0;
+  static const GemmTileTable<kSpecializedDepths[1]> depth1;
+  if (specialized && depth == kSpecializedDepths[0]) return depth0.tiles;
+  if (specialized && depth == kSpecializedDepths[1]) return depth1.tiles;
+  return generic.tiles;
+}
+
+// Rows of A per block: the block's A rows (kMaxDepthBlock deep) stay in L2
+// while every panel group passes over them.
+inline constexpr size_t kRowBlock = 16 * kTileRows;
+
+inline void GemmPanels(const detail::GemmPanelsArgs& args) {
+  const PackedMatrix& b = *args.b;
+  const size_t depth = static_cast<size_t>(b.cols());
+  const size_t n = static_cast<size_t>(b.rows());
+  const size_t panel_stride = kPanelWidth * depth;
+  for (size_t k0 = 0; k0 < depth; k0 += kMaxDepthBlock) {
+    const size_t kc = HWY_MIN(kMaxDepthBlock, depth - k0);
+    const auto& tiles = GemmTilesForDepth(kc, args.specialized);
+    const bool first = k0 == 0;
+    const bool accumulate = args.accumulate || !first;
+    for (size_t m0 = 0; m0 < args.m; m0 += kRowBlock) {
+      const size_t m1 = HWY_MIN(args.m, m0 + kRowBlock);
+      for (size_t p = args.panel_begin; p < args.panel_end; p += kTilePanels) {
+        const size_t panels = HWY_MIN(kTilePanels, args.panel_end - p);
+        const size_t col0 = p * kPanelWidth;
+        const size_t cols = HWY_MIN(panels * kPanelWidth, n - col0);
+        const float* b_tile = b.panel(static_cast<int64_t>(p)) + k0 * kPanelWidth;
+        const float* bias = first && args.bias ? args.bias + col0 : nullptr;
+        for (size_t r = m0; r < m1; r += kTileRows) {
+          const size_t rows = HWY_MIN(kTileRows, m1 - r);
+          tiles[rows - 1][panels - 1](args.a + r * args.lda + k0, args.lda, b_tile, panel_stride, kc,
+                                      args.c + r * args.ldc + col0, args.ldc, cols, bias, accumulate);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace seqk
+HWY_AFTER_NAMESPACE();
+
+#endif  // SEQK_CPU_GEMM_INL_H_

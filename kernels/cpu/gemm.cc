@@ -1,0 +1,138 @@
+// Public GEMM entry point: argument checks, packing, splitting the work over
+// the thread pool, and dynamic dispatch to the per-target tiles.
+#include "seqk/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/gemm.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/cpu/gemm-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace seqk {
+namespace HWY_NAMESPACE {
+
+// Splits the panels of B across threads when there are enough of them to go
+// round (each thread then keeps its share of B hot); otherwise splits rows.
+void GemmParallel(const detail::GemmPanelsArgs& whole, ThreadPool* pool) {
+  const size_t panels = whole.panel_end;
+  const size_t threads = static_cast<size_t>(pool->num_threads());
+  const size_t groups = (panels + kTilePanels - 1) / kTilePanels;
+  const bool split_panels = groups >= threads || whole.m <= kTileRows;
+  pool->run([&](int thread_index, int) {
+    const size_t t = static_cast<size_t>(thread_index);
+    detail::GemmPanelsArgs part = whole;
+    if (split_panels) {
+      part.panel_begin = HWY_MIN(panels, (groups * t / threads) * kTilePanels);
+      part.panel_end = HWY_MIN(panels, (groups * (t + 1) / threads) * kTilePanels);
+    } else {
+      const size_t tiles = (whole.m + kTileRows - 1) / kTileRows;
+      const size_t r0 = HWY_MIN(whole.m, (tiles * t / threads) * kTileRows);
+      const size_t r1 = HWY_MIN(whole.m, (tiles * (t + 1) / threads) * kTileRows);
+      part.a = whole.a + r0 * whole.lda;
+      part.c = whole.c + r0 * whole.ldc;
+      part.m = r1 - r0;
+    }
+    if (part.panel_begin < part.panel_end && part.m > 0) GemmPanels(part);
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace seqk
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace seqk {
+
+HWY_EXPORT(GemmParallel);
+
+namespace {
+
+void require_matrix(const ConstView& m, const char* name) {
+  require(m.data() != nullptr, name, " is null");
+  require(m.rank() == 2, name, " must be a matrix (rank 2), got shape ", m.shape_string());
+  require(m.dim(0) > 0 && m.dim(1) > 0, name, " must not be empty, got shape ", m.shape_string());
+}
+
+// Copies a 2-D view into row-major storage, in 32x32 blocks so a transposed
+// source is read a cache line at a time.
+void copy_row_major(const ConstView& src, float* dst) {
+  const int64_t rows = src.dim(0), cols = src.dim(1);
+  const int64_t rs = src.stride(0), cs = src.stride(1);
+  constexpr int64_t kBlock = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
+    for (int64_t j0 = 0; j0 < cols; j0 += kBlock)
+      for (int64_t j = j0; j < std::min(cols, j0 + kBlock); ++j)
+        for (int64_t i = i0; i < std::min(rows, i0 + kBlock); ++i) dst[i * cols + j] = src.data()[i * rs + j * cs];
+}
+
+}  // namespace
+
+PackedMatrix::PackedMatrix(ConstView b) : PackedMatrix(b, [&] {
+  require_matrix(b, "B");
+  std::vector<int64_t> identity(static_cast<size_t>(b.dim(0)));
+  for (size_t r = 0; r < identity.size(); ++r) identity[r] = static_cast<int64_t>(r);
+  return identity;
+}()) {}
+
+PackedMatrix::PackedMatrix(ConstView b, const std::vector<int64_t>& order) {
+  require_matrix(b, "B");
+  require(!order.empty(), "row order for packing B is empty");
+  for (int64_t source : order)
+    require(source < b.dim(0), "row order refers to row ", source, " but B has ", b.dim(0), " rows");
+  rows_ = static_cast<int64_t>(order.size());
+  cols_ = b.dim(1);
+  data_.assign(static_cast<size_t>(panels() * kPanelWidth * cols_), 0.0f);
+  const int64_t rs = b.stride(0), cs = b.stride(1);
+  auto destination = [&](int64_t r, int64_t k) {
+    return data_.data() + (r / kPanelWidth) * kPanelWidth * cols_ + k * kPanelWidth + r % kPanelWidth;
+  };
+  // Walk the source in memory order: by rows of b, or, for a transposed
+  // view, by its columns.
+  if (std::abs(cs) <= std::abs(rs)) {
+    for (int64_t r = 0; r < rows_; ++r) {
+      const int64_t source = order[static_cast<size_t>(r)];
+      if (source < 0) continue;
+      for (int64_t k = 0; k < cols_; ++k) *destination(r, k) = b.data()[source * rs + k * cs];
+    }
+  } else {
+    for (int64_t k = 0; k < cols_; ++k) {
+      for (int64_t r = 0; r < rows_; ++r) {
+        const int64_t source = order[static_cast<size_t>(r)];
+        if (source >= 0) *destination(r, k) = b.data()[source * rs + k * cs];
+      }
+    }
+  }
+}
+
+void gemm(ConstView a, const PackedMatrix& b, View c, const GemmArgs& args, ThreadPool* pool) {
+  require_matrix(a, "A");
+  require(!b.empty(), "B is not packed (empty PackedMatrix)");
+  require(c.data() != nullptr, "C is null");
+  require(c.rank() == 2 && c.dim(0) == a.dim(0) && c.dim(1) == b.rows(), "C has shape ", c.shape_string(),
+          ", expected (", a.dim(0), ", ", b.rows(), ") for A ", a.shape_string(), " and B (", b.rows(), ", ",
+          b.cols(), ")");
+  require(a.dim(1) == b.cols(), "A has ", a.dim(1), " columns but B has ", b.cols(), " (K must match)");
+  require(c.stride(1) == 1 && c.stride(0) >= c.dim(1), "C must be row-major with unit column stride");
+
+  AlignedVector a_copy;
+  const float* a_rows = a.data();
+  size_t lda = static_cast<size_t>(a.stride(0));
+  if (a.stride(1) != 1) {
+    a_copy.resize(static_cast<size_t>(a.numel()));
+    copy_row_major(a, a_copy.data());
+    a_rows = a_copy.data();
+    lda = static_cast<size_t>(a.dim(1));
+  }
+  const detail::GemmPanelsArgs whole{a_rows, lda, static_cast<size_t>(a.dim(0)), &b, 0,
+                                     static_cast<size_t>(b.panels()), c.data(), static_cast<size_t>(c.stride(0)),
+                                     args.bias, args.accumulate, args.specialized};
+  HWY_DYNAMIC_DISPATCH(GemmParallel)(whole, pool ? pool : &ThreadPool::global());
+}
+
+}  // namespace seqk
+#endif  // HWY_ONCE

@@ -1,0 +1,90 @@
+// Fused LSTM cell for one block of 16 hidden units and one batch row, for
+// one SIMD target: gate activations, cell update and output in one pass
+// over data that the block's GEMM tile has just written.
+
+#if defined(SEQK_CPU_LSTM_CELL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef SEQK_CPU_LSTM_CELL_INL_H_
+#undef SEQK_CPU_LSTM_CELL_INL_H_
+#else
+#define SEQK_CPU_LSTM_CELL_INL_H_
+#endif
+
+#include <cstddef>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "seqk/gemm.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace seqk {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+inline constexpr size_t kCellLanes = HWY_MIN(size_t{16}, HWY_LANES(float));
+using CellTag = hn::FixedTag<float, kCellLanes>;
+inline constexpr size_t kUnits = kPanelWidth;  // hidden units per block
+
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V Sigmoid(D d, V x) {
+  // Highway's Exp is valid above -104; σ(-80) is already 0 in fp32.
+  const V one = hn::Set(d, 1.0f);
+  const V e = hn::CallExp(d, hn::Neg(hn::Max(x, hn::Set(d, -80.0f))));
+  return hn::Div(one, hn::Add(one, e));
+}
+
+// gates: the block's 64 pre-activations [i f g o] for this row; activated in
+// place when save_gates. c_prev/c_next: the block's 16 cell values (may
+// alias). h_out: the block's 16 outputs.
+HWY_INLINE void LstmCellForward(float* HWY_RESTRICT gates, bool save_gates, const float* c_prev, float* c_next,
+                                float* HWY_RESTRICT h_out) {
+  const CellTag d;
+  for (size_t j = 0; j < kUnits; j += kCellLanes) {
+    const auto i = Sigmoid(d, hn::Load(d, gates + j));
+    const auto f = Sigmoid(d, hn::Load(d, gates + kUnits + j));
+    const auto g = hn::CallTanh(d, hn::Load(d, gates + 2 * kUnits + j));
+    const auto o = Sigmoid(d, hn::Load(d, gates + 3 * kUnits + j));
+    const auto c = hn::MulAdd(f, hn::LoadU(d, c_prev + j), hn::Mul(i, g));
+    hn::StoreU(c, d, c_next + j);
+    hn::StoreU(hn::Mul(o, hn::CallTanh(d, c)), d, h_out + j);
+    if (save_gates) {
+      hn::Store(i, d, gates + j);
+      hn::Store(f, d, gates + kUnits + j);
+      hn::Store(g, d, gates + 2 * kUnits + j);
+      hn::Store(o, d, gates + 3 * kUnits + j);
+    }
+  }
+}
+
+// From dL/dh_t (dh) and dL/dc_t (dc, updated in place to dL/dc_{t-1}), the
+// block's activated gates and cell states, writes dL/d(pre-activations).
+HWY_INLINE void LstmCellBackward(const float* HWY_RESTRICT gates, const float* HWY_RESTRICT c_prev,
+                                 const float* HWY_RESTRICT c_t, const float* HWY_RESTRICT dh, float* HWY_RESTRICT dc,
+                                 float* HWY_RESTRICT dgates) {
+  const CellTag d;
+  const auto one = hn::Set(d, 1.0f);
+  for (size_t j = 0; j < kUnits; j += kCellLanes) {
+    const auto i = hn::Load(d, gates + j);
+    const auto f = hn::Load(d, gates + kUnits + j);
+    const auto g = hn::Load(d, gates + 2 * kUnits + j);
+    const auto o = hn::Load(d, gates + 3 * kUnits + j);
+    const auto tanh_c = hn::CallTanh(d, hn::LoadU(d, c_t + j));
+    const auto dh_j = hn::LoadU(d, dh + j);
+    // dc_t += dh·o·(1 - tanh²(c_t))
+    const auto dc_j = hn::MulAdd(hn::Mul(dh_j, o), hn::NegMulAdd(tanh_c, tanh_c, one), hn::LoadU(d, dc + j));
+    const auto di = hn::Mul(dc_j, g);
+    const auto df = hn::Mul(dc_j, hn::LoadU(d, c_prev + j));
+    const auto dg = hn::Mul(dc_j, i);
+    const auto d_o = hn::Mul(dh_j, tanh_c);
+    hn::Store(hn::Mul(di, hn::Mul(i, hn::Sub(one, i))), d, dgates + j);
+    hn::Store(hn::Mul(df, hn::Mul(f, hn::Sub(one, f))), d, dgates + kUnits + j);
+    hn::Store(hn::Mul(dg, hn::NegMulAdd(g, g, one)), d, dgates + 2 * kUnits + j);
+    hn::Store(hn::Mul(d_o, hn::Mul(o, hn::Sub(one, o))), d, dgates + 3 * kUnits + j);
+    hn::StoreU(hn::Mul(dc_j, f), d, dc + j);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace seqk
+HWY_AFTER_NAMESPACE();
+
+#endif  // SEQK_CPU_LSTM_CELL_INL_H_

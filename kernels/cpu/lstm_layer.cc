@@ -1,0 +1,211 @@
+// LstmLayer: argument checks, the PyTorch <-> blocked parameter layouts, the
+// sequence-wide GEMMs (input projection; weight, input and initial-state
+// gradients), and the hand-off to the per-target recurrence.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/lstm_steps.h"
+#include "seqk/lstm.h"
+
+namespace seqk {
+namespace {
+
+using detail::kGatesPerUnit;
+
+void require_finite(const ConstView& v, const char* name) {
+  for (int64_t i = 0; i < v.numel(); ++i)
+    require(std::isfinite(v.data()[i]), name, " has a non-finite value at flat index ", i);
+}
+
+void require_optional_state(const ConstView& v, const char* name, int64_t batch, int64_t hidden) {
+  if (!v.empty()) require_shape(v, name, {batch, hidden});
+}
+
+// Copies a (B, H) state into (B, Hp) with zero padding (zeros if absent).
+AlignedVector padded_state(const ConstView& state, int64_t batch, int64_t hidden, int64_t padded) {
+  AlignedVector out(static_cast<size_t>(batch * padded), 0.0f);
+  if (!state.empty())
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(&out[b * padded], state.data() + b * hidden, hidden * sizeof(float));
+  return out;
+}
+
+void unpad_state(const float* padded_state, int64_t batch, int64_t hidden, int64_t padded, float* out) {
+  for (int64_t b = 0; b < batch; ++b) std::memcpy(out + b * hidden, padded_state + b * padded, hidden * sizeof(float));
+}
+
+}  // namespace
+
+LstmLayer::LstmLayer(int64_t input_size, int64_t hidden_size)
+    : input_size_(input_size),
+      hidden_size_(hidden_size),
+      padded_hidden_((hidden_size + kPanelWidth - 1) / kPanelWidth * kPanelWidth) {
+  require(input_size > 0, "LSTM input_size must be positive, got ", input_size);
+  require(hidden_size > 0, "LSTM hidden_size must be positive, got ", hidden_size);
+  // Blocked row r = block u, gate q, unit j  <-  PyTorch row q·H + 16u + j.
+  gate_order_.resize(static_cast<size_t>(kGatesPerUnit * padded_hidden_));
+  for (int64_t r = 0; r < kGatesPerUnit * padded_hidden_; ++r) {
+    const int64_t block = r / detail::kBlockGateCols, gate = r % detail::kBlockGateCols / kPanelWidth;
+    const int64_t unit = block * kPanelWidth + r % kPanelWidth;
+    gate_order_[static_cast<size_t>(r)] = unit < hidden_size ? gate * hidden_size + unit : -1;
+  }
+}
+
+int64_t LstmLayer::parameter_count() const {
+  return kGatesPerUnit * (hidden_size_ * input_size_ + hidden_size_ * hidden_size_ + 2 * hidden_size_);
+}
+
+void LstmLayer::set_parameters(const LstmParams& params) {
+  const int64_t gates = kGatesPerUnit * hidden_size_;
+  require_shape(params.w_ih, "w_ih", {gates, input_size_});
+  require_shape(params.w_hh, "w_hh", {gates, hidden_size_});
+  require_shape(params.b_ih, "b_ih", {gates});
+  require_shape(params.b_hh, "b_hh", {gates});
+  require_finite(params.w_ih, "w_ih");
+  require_finite(params.w_hh, "w_hh");
+  require_finite(params.b_ih, "b_ih");
+  require_finite(params.b_hh, "b_hh");
+
+  const int64_t rows = kGatesPerUnit * padded_hidden_;
+  w_ih_packed_ = PackedMatrix(params.w_ih, gate_order_);
+  w_hh_packed_ = PackedMatrix(params.w_hh, gate_order_);
+  // Backward multiplies by the blocked weights from the other side.
+  auto blocked = [&](const ConstView& w) {
+    const int64_t cols = w.dim(1);
+    AlignedVector out(static_cast<size_t>(rows * cols), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      if (const int64_t source = gate_order_[static_cast<size_t>(r)]; source >= 0)
+        std::memcpy(&out[r * cols], w.data() + source * cols, cols * sizeof(float));
+    return out;
+  };
+  const AlignedVector w_ih_blocked = blocked(params.w_ih), w_hh_blocked = blocked(params.w_hh);
+  w_ih_t_packed_ = PackedMatrix(ConstView(w_ih_blocked.data(), {rows, input_size_}).transposed());
+  w_hh_t_packed_ = PackedMatrix(ConstView(w_hh_blocked.data(), {rows, hidden_size_}).transposed());
+  bias_.assign(static_cast<size_t>(rows), 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    if (const int64_t source = gate_order_[static_cast<size_t>(r)]; source >= 0)
+      bias_[r] = params.b_ih.data()[source] + params.b_hh.data()[source];
+  has_parameters_ = true;
+}
+
+void LstmLayer::check_forward(const LstmForwardArgs& args) const {
+  require(has_parameters_, "LSTM parameters are not set (call set_parameters first)");
+  require(args.x.data() != nullptr, "x is null");
+  require(args.x.rank() == 3, "x must be (T, B, D), got shape ", args.x.shape_string());
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  require(steps > 0, "x has T = 0 time steps");
+  require(batch > 0, "x has batch size B = 0");
+  require_shape(args.x, "x", {steps, batch, input_size_});
+  require_shape(args.y, "y", {steps, batch, hidden_size_});
+  require_optional_state(args.h0, "h0", batch, hidden_size_);
+  require_optional_state(args.c0, "c0", batch, hidden_size_);
+  require_optional_state(args.h_n, "h_n", batch, hidden_size_);
+  require_optional_state(args.c_n, "c_n", batch, hidden_size_);
+}
+
+void LstmLayer::forward(const LstmForwardArgs& args, ThreadPool* pool) const {
+  check_forward(args);
+  run_forward(args, nullptr, nullptr, pool);
+}
+
+void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved, ThreadPool* pool) const {
+  check_forward(args);
+  saved.steps_ = args.x.dim(0);
+  saved.batch_ = args.x.dim(1);
+  saved.gates_.resize(static_cast<size_t>(saved.steps_ * saved.batch_ * kGatesPerUnit * padded_hidden_));
+  saved.cells_.resize(static_cast<size_t>(saved.steps_ * saved.batch_ * padded_hidden_));
+  run_forward(args, saved.gates_.data(), saved.cells_.data(), pool);
+}
+
+void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, float* saved_cells,
+                            ThreadPool* pool) const {
+  pool = pool ? pool : &ThreadPool::global();
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), rows = steps * batch;
+  const int64_t gate_cols = kGatesPerUnit * padded_hidden_;
+
+  AlignedVector scratch_gates;
+  float* gates = saved_gates;
+  if (!gates) {
+    scratch_gates.resize(static_cast<size_t>(rows * gate_cols));
+    gates = scratch_gates.data();
+  }
+  gemm(ConstView(args.x.data(), {rows, input_size_}), w_ih_packed_, View(gates, {rows, gate_cols}),
+       {.bias = bias_.data()}, pool);
+
+  AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
+  float* cells = saved_cells ? saved_cells : c0.data();
+  detail::run_lstm_forward_steps({steps, batch, hidden_size_, padded_hidden_, &w_hh_packed_, gates,
+                                  saved_gates != nullptr, args.h0.data(), c0.data(), cells, args.y.data(),
+                                  /*specialized=*/true, pool});
+
+  const float* last_cells = saved_cells ? saved_cells + (steps - 1) * batch * padded_hidden_ : cells;
+  if (!args.h_n.empty())
+    std::memcpy(args.h_n.data(), args.y.data() + (steps - 1) * batch * hidden_size_,
+                batch * hidden_size_ * sizeof(float));
+  if (!args.c_n.empty()) unpad_state(last_cells, batch, hidden_size_, padded_hidden_, args.c_n.data());
+}
+
+void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads,
+                         ThreadPool* pool) const {
+  check_forward({args.x, View(const_cast<float*>(args.y.data()), {args.y.dim(0), args.y.dim(1), args.y.dim(2)}),
+                 args.h0, args.c0, {}, {}});
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), rows = steps * batch;
+  const int64_t gates = kGatesPerUnit * hidden_size_, gate_cols = kGatesPerUnit * padded_hidden_;
+  require(saved.steps_ == steps && saved.batch_ == batch && !saved.gates_.empty(),
+          "saved comes from a forward with T = ", saved.steps_, ", B = ", saved.batch_, ", but x has T = ", steps,
+          ", B = ", batch);
+  require_shape(args.dy, "dy", {steps, batch, hidden_size_});
+  require_optional_state(args.dh_n, "dh_n", batch, hidden_size_);
+  require_optional_state(args.dc_n, "dc_n", batch, hidden_size_);
+  if (!args.dx.empty()) require_shape(args.dx, "dx", {steps, batch, input_size_});
+  require_optional_state(args.dh0, "dh0", batch, hidden_size_);
+  require_optional_state(args.dc0, "dc0", batch, hidden_size_);
+  require_shape(grads.w_ih, "grads.w_ih", {gates, input_size_});
+  require_shape(grads.w_hh, "grads.w_hh", {gates, hidden_size_});
+  require_shape(grads.b_ih, "grads.b_ih", {gates});
+  require_shape(grads.b_hh, "grads.b_hh", {gates});
+  pool = pool ? pool : &ThreadPool::global();
+
+  AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
+  AlignedVector dh = padded_state(args.dh_n, batch, hidden_size_, padded_hidden_);
+  AlignedVector dc = padded_state(args.dc_n, batch, hidden_size_, padded_hidden_);
+  AlignedVector dgates(static_cast<size_t>(rows * gate_cols));
+  detail::run_lstm_backward_steps({steps, batch, hidden_size_, padded_hidden_, &w_hh_t_packed_, saved.gates_.data(),
+                                   saved.cells_.data(), c0.data(), args.dy.data(), dh.data(), dc.data(),
+                                   dgates.data(), /*specialized=*/true, pool});
+  const ConstView dgates_view(dgates.data(), {rows, gate_cols});
+
+  // [dW_ih | dW_hh] = dGᵀ · [x_t | h_{t-1}] over all (t, b) in one GEMM.
+  const int64_t inputs = input_size_ + hidden_size_;
+  AlignedVector x_h(static_cast<size_t>(rows * inputs), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(&x_h[r * inputs], args.x.data() + r * input_size_, input_size_ * sizeof(float));
+    const float* h_prev = r < batch ? (args.h0.empty() ? nullptr : args.h0.data() + r * hidden_size_)
+                                    : args.y.data() + (r - batch) * hidden_size_;
+    if (h_prev) std::memcpy(&x_h[r * inputs + input_size_], h_prev, hidden_size_ * sizeof(float));
+  }
+  AlignedVector dw(static_cast<size_t>(gate_cols * inputs));
+  gemm(dgates_view.transposed(), PackedMatrix(ConstView(x_h.data(), {rows, inputs}).transposed()),
+       View(dw.data(), {gate_cols, inputs}), {}, pool);
+
+  std::vector<double> db(static_cast<size_t>(gate_cols), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t col = 0; col < gate_cols; ++col) db[col] += dgates[r * gate_cols + col];
+
+  for (int64_t r = 0; r < gate_cols; ++r) {
+    const int64_t source = gate_order_[static_cast<size_t>(r)];
+    if (source < 0) continue;
+    std::memcpy(grads.w_ih.data() + source * input_size_, &dw[r * inputs], input_size_ * sizeof(float));
+    std::memcpy(grads.w_hh.data() + source * hidden_size_, &dw[r * inputs + input_size_],
+                hidden_size_ * sizeof(float));
+    grads.b_ih.data()[source] = grads.b_hh.data()[source] = static_cast<float>(db[r]);
+  }
+
+  if (!args.dx.empty()) gemm(dgates_view, w_ih_t_packed_, View(args.dx.data(), {rows, input_size_}), {}, pool);
+  if (!args.dh0.empty())
+    gemm(ConstView(dgates.data(), {batch, gate_cols}), w_hh_t_packed_, args.dh0, {}, pool);
+  if (!args.dc0.empty()) unpad_state(dc.data(), batch, hidden_size_, padded_hidden_, args.dc0.data());
+}
+
+}  // namespace seqk

@@ -1,0 +1,118 @@
+#include "seqk/thread_pool.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "seqk/error.h"
+
+namespace seqk {
+namespace {
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// A recurrence step takes microseconds, so waiting threads spin first (a
+// futex wake-up costs about as much as a step); after ~100 µs of spinning
+// they sleep, so an idle pool does not burn the cores.
+constexpr int kSpinsBeforeSleep = 20000;
+
+template <typename T>
+void wait_while_equal(const std::atomic<T>& value, T old) {
+  for (int i = 0; i < kSpinsBeforeSleep; ++i) {
+    if (value.load(std::memory_order_acquire) != old) return;
+    cpu_relax();
+  }
+  while (value.load(std::memory_order_acquire) == old) value.wait(old, std::memory_order_acquire);
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads > 0 ? num_threads : default_num_threads()) {
+  workers_.reserve(num_threads_ - 1);
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  stopping_.store(true, std::memory_order_release);
+  region_generation_.fetch_add(1, std::memory_order_acq_rel);
+  region_generation_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+int ThreadPool::default_num_threads() {
+  if (const char* env = std::getenv("SEQK_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    require(n >= 1 && n <= 1024, "SEQK_NUM_THREADS must be an integer in 1..1024, got '", env, "'");
+    return n;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+ThreadPool& ThreadPool::global() {
+  static ThreadPool pool;
+  return pool;
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  auto run_guarded = [this, &fn](int thread_index) {
+    try {
+      fn(thread_index, num_threads_);
+    } catch (...) {
+      if (!has_error_.exchange(true)) first_error_ = std::current_exception();
+    }
+  };
+  if (num_threads_ == 1) {
+    fn(0, 1);
+    return;
+  }
+  region_ = &fn;
+  first_error_ = nullptr;
+  has_error_.store(false, std::memory_order_relaxed);
+  workers_done_.store(0, std::memory_order_relaxed);
+  region_generation_.fetch_add(1, std::memory_order_acq_rel);
+  region_generation_.notify_all();
+
+  run_guarded(0);
+  for (int done = workers_done_.load(std::memory_order_acquire); done != num_threads_ - 1;
+       done = workers_done_.load(std::memory_order_acquire)) {
+    wait_while_equal(workers_done_, done);
+  }
+  region_ = nullptr;
+  if (first_error_) std::rethrow_exception(first_error_);
+}
+
+void ThreadPool::worker_loop(int thread_index) {
+  uint32_t seen = 0;
+  for (;;) {
+    wait_while_equal(region_generation_, seen);
+    seen = region_generation_.load(std::memory_order_acquire);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    try {
+      (*region_)(thread_index, num_threads_);
+    } catch (...) {
+      if (!has_error_.exchange(true)) first_error_ = std::current_exception();
+    }
+    workers_done_.fetch_add(1, std::memory_order_acq_rel);
+    workers_done_.notify_all();
+  }
+}
+
+void ThreadPool::barrier() {
+  if (num_threads_ == 1) return;
+  const uint32_t generation = barrier_generation_.load(std::memory_order_acquire);
+  if (barrier_arrived_.fetch_add(1, std::memory_order_acq_rel) == num_threads_ - 1) {
+    barrier_arrived_.store(0, std::memory_order_relaxed);
+    barrier_generation_.fetch_add(1, std::memory_order_acq_rel);
+    barrier_generation_.notify_all();
+  } else {
+    wait_while_equal(barrier_generation_, generation);
+  }
+}
+
+}  // namespace seqk
