@@ -3,7 +3,6 @@
 #include "seqk/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #undef HWY_TARGET_INCLUDE
@@ -87,23 +86,15 @@ PackedMatrix::PackedMatrix(ConstView b, const std::vector<int64_t>& order) {
   rows_ = static_cast<int64_t>(order.size());
   cols_ = b.dim(1);
   data_.assign(static_cast<size_t>(panels() * kPanelWidth * cols_), 0.0f);
+  // Panel by panel, k by k: the 16 source elements of one (panel, k) are
+  // either one cache line (a transposed view) or 16 rows advancing together.
   const int64_t rs = b.stride(0), cs = b.stride(1);
-  auto destination = [&](int64_t r, int64_t k) {
-    return data_.data() + (r / kPanelWidth) * kPanelWidth * cols_ + k * kPanelWidth + r % kPanelWidth;
-  };
-  // Walk the source in memory order: by rows of b, or, for a transposed
-  // view, by its columns.
-  if (std::abs(cs) <= std::abs(rs)) {
-    for (int64_t r = 0; r < rows_; ++r) {
-      const int64_t source = order[static_cast<size_t>(r)];
-      if (source < 0) continue;
-      for (int64_t k = 0; k < cols_; ++k) *destination(r, k) = b.data()[source * rs + k * cs];
-    }
-  } else {
-    for (int64_t k = 0; k < cols_; ++k) {
-      for (int64_t r = 0; r < rows_; ++r) {
-        const int64_t source = order[static_cast<size_t>(r)];
-        if (source >= 0) *destination(r, k) = b.data()[source * rs + k * cs];
+  float* dst = data_.data();
+  for (int64_t p = 0; p < panels(); ++p) {
+    for (int64_t k = 0; k < cols_; ++k, dst += kPanelWidth) {
+      for (int64_t j = 0; j < kPanelWidth && p * kPanelWidth + j < rows_; ++j) {
+        const int64_t source = order[static_cast<size_t>(p * kPanelWidth + j)];
+        if (source >= 0) dst[j] = b.data()[source * rs + k * cs];
       }
     }
   }

@@ -72,12 +72,13 @@ void LstmBackwardRecurrence(const detail::LstmBackwardSteps& s) {
       const float* c_t = s.cells + t * batch * padded;
       const float* c_prev = t == 0 ? s.c0 : s.cells + (t - 1) * batch * padded;
       const float* dy = s.dy + t * batch * hidden;
+      // The recurrent part of dL/dh_t for this thread's units, in one GEMM so
+      // the tiles span several panels; at the last step s.dh holds dL/dh_T.
+      if (t + 1 < static_cast<size_t>(s.steps) && mine.begin < mine.end) {
+        GemmPanels({dgates + batch * gate_cols, gate_cols, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded,
+                    nullptr, /*accumulate=*/false, s.specialized});
+      }
       for (size_t u = mine.begin; u < mine.end; ++u) {
-        // The recurrent part of dL/dh_t; at the last step s.dh holds dL/dh_T.
-        if (t + 1 < static_cast<size_t>(s.steps)) {
-          GemmPanels({dgates + batch * gate_cols, gate_cols, batch, s.w_hh_t, u, u + 1, s.dh, padded, nullptr,
-                      /*accumulate=*/false, s.specialized});
-        }
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
         for (size_t b = 0; b < batch; ++b) {
           const float* dh_rec = s.dh + b * padded + u * kUnits;
