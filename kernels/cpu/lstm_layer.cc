@@ -113,6 +113,8 @@ void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved, ThreadPoo
   check_forward(args);
   saved.steps_ = args.x.dim(0);
   saved.batch_ = args.x.dim(1);
+  saved.input_size_ = input_size_;
+  saved.hidden_size_ = hidden_size_;
   saved.gates_.resize(static_cast<size_t>(saved.steps_ * saved.batch_ * kGatesPerUnit * padded_hidden_));
   saved.cells_.resize(static_cast<size_t>(saved.steps_ * saved.batch_ * padded_hidden_));
   run_forward(args, saved.gates_.data(), saved.cells_.data(), pool);
@@ -152,9 +154,12 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
                  args.h0, args.c0, {}, {}});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1), rows = steps * batch;
   const int64_t gates = kGatesPerUnit * hidden_size_, gate_cols = kGatesPerUnit * padded_hidden_;
-  require(saved.steps_ == steps && saved.batch_ == batch && !saved.gates_.empty(),
-          "saved comes from a forward with T = ", saved.steps_, ", B = ", saved.batch_, ", but x has T = ", steps,
-          ", B = ", batch);
+  require(!saved.gates_.empty(), "saved is empty: run the training forward (with LstmSaved) first");
+  require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
+          ", B = ", saved.batch_, ", but x has T = ", steps, ", B = ", batch);
+  require(saved.input_size_ == input_size_ && saved.hidden_size_ == hidden_size_,
+          "saved comes from a layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_,
+          ", but this layer has D = ", input_size_, ", H = ", hidden_size_);
   require_shape(args.dy, "dy", {steps, batch, hidden_size_});
   require_optional_state(args.dh_n, "dh_n", batch, hidden_size_);
   require_optional_state(args.dc_n, "dc_n", batch, hidden_size_);

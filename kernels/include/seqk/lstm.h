@@ -61,7 +61,7 @@ class LstmSaved {
 
  private:
   friend class LstmLayer;
-  int64_t steps_ = 0, batch_ = 0;
+  int64_t steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
   AlignedVector gates_, cells_;
 };
 
