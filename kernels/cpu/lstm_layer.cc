@@ -89,19 +89,24 @@ void LstmLayer::set_parameters(const LstmParams& params) {
   has_parameters_ = true;
 }
 
-void LstmLayer::check_forward(const LstmForwardArgs& args) const {
+void LstmLayer::check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0,
+                               const ConstView& c0) const {
   require(has_parameters_, "LSTM parameters are not set (call set_parameters first)");
-  require(args.x.data() != nullptr, "x is null");
-  require(args.x.rank() == 3, "x must be (T, B, D), got shape ", args.x.shape_string());
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  require(x.data() != nullptr, "x is null");
+  require(x.rank() == 3, "x must be (T, B, D), got shape ", x.shape_string());
+  const int64_t steps = x.dim(0), batch = x.dim(1);
   require(steps > 0, "x has T = 0 time steps");
   require(batch > 0, "x has batch size B = 0");
-  require_shape(args.x, "x", {steps, batch, input_size_});
-  require_shape(args.y, "y", {steps, batch, hidden_size_});
-  require_optional_state(args.h0, "h0", batch, hidden_size_);
-  require_optional_state(args.c0, "c0", batch, hidden_size_);
-  require_optional_state(args.h_n, "h_n", batch, hidden_size_);
-  require_optional_state(args.c_n, "c_n", batch, hidden_size_);
+  require_shape(x, "x", {steps, batch, input_size_});
+  require_shape(y, "y", {steps, batch, hidden_size_});
+  require_optional_state(h0, "h0", batch, hidden_size_);
+  require_optional_state(c0, "c0", batch, hidden_size_);
+}
+
+void LstmLayer::check_forward(const LstmForwardArgs& args) const {
+  check_sequence(args.x, args.y, args.h0, args.c0);
+  require_optional_state(args.h_n, "h_n", args.x.dim(1), hidden_size_);
+  require_optional_state(args.c_n, "c_n", args.x.dim(1), hidden_size_);
 }
 
 void LstmLayer::forward(const LstmForwardArgs& args, ThreadPool* pool) const {
@@ -150,8 +155,7 @@ void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, flo
 
 void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads,
                          ThreadPool* pool) const {
-  check_forward({args.x, View(const_cast<float*>(args.y.data()), {args.y.dim(0), args.y.dim(1), args.y.dim(2)}),
-                 args.h0, args.c0, {}, {}});
+  check_sequence(args.x, args.y, args.h0, args.c0);
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1), rows = steps * batch;
   const int64_t gates = kGatesPerUnit * hidden_size_, gate_cols = kGatesPerUnit * padded_hidden_;
   require(!saved.gates_.empty(), "saved is empty: run the training forward (with LstmSaved) first");

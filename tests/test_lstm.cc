@@ -1,0 +1,919 @@
+// seqk::LstmLayer forward (inference and training) against the fp64
+// reference, backward against central finite differences of the fp64
+// reference loss, on every SIMD target; thread-count independence; bad
+// input.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "reference.h"
+#include "seqk/error.h"
+#include "seqk/lstm.h"
+#include "seqk/simd.h"
+#include "seqk/thread_pool.h"
+
+namespace seqk_test {
+namespace {
+
+using seqk::ConstView;
+using seqk::LstmBackwardArgs;
+using seqk::LstmForwardArgs;
+using seqk::LstmGrads;
+using seqk::LstmLayer;
+using seqk::LstmParams;
+using seqk::LstmSaved;
+using seqk::View;
+
+// ---------------------------------------------------------------------------
+// A problem: sizes, parameters and inputs as floats (what seqk gets) and the
+// same values in double (what the reference gets).
+
+struct Problem {
+  int64_t D = 0, H = 0, B = 0, T = 0;
+  std::vector<float> w_ih, w_hh, b_ih, b_hh, x, h0, c0;  // h0/c0 empty: zeros
+
+  LstmParams params() const {
+    return {ConstView(w_ih.data(), {4 * H, D}), ConstView(w_hh.data(), {4 * H, H}), ConstView(b_ih.data(), {4 * H}),
+            ConstView(b_hh.data(), {4 * H})};
+  }
+  RefLstmParams ref_params() const {
+    RefLstmParams p;
+    p.D = D;
+    p.H = H;
+    p.w_ih = to_double(w_ih);
+    p.w_hh = to_double(w_hh);
+    p.b_ih = to_double(b_ih);
+    p.b_hh = to_double(b_hh);
+    return p;
+  }
+  ConstView x_view() const { return ConstView(x.data(), {T, B, D}); }
+  ConstView h0_view() const { return h0.empty() ? ConstView() : ConstView(h0.data(), {B, H}); }
+  ConstView c0_view() const { return c0.empty() ? ConstView() : ConstView(c0.data(), {B, H}); }
+  RefLstmResult reference() const { return reference_lstm_forward(ref_params(), to_double(x), T, B, to_double(h0), to_double(c0)); }
+  std::string describe() const {
+    std::ostringstream s;
+    s << "D=" << D << " H=" << H << " B=" << B << " T=" << T << (h0.empty() ? " zero state" : " with h0/c0");
+    return s.str();
+  }
+};
+
+// PyTorch's initialisation, U(-1/sqrt(H), 1/sqrt(H)) for every parameter;
+// inputs and h0 in U(-1, 1); c0 in U(-2, 2) (a cell state may exceed 1).
+Problem make_problem(int64_t D, int64_t H, int64_t B, int64_t T, bool with_state, uint64_t seed = 1) {
+  Problem p;
+  p.D = D;
+  p.H = H;
+  p.B = B;
+  p.T = T;
+  const float k = 1.0f / std::sqrt(static_cast<float>(H));
+  const uint64_t s = seed * 1000003 + static_cast<uint64_t>(((D * 131 + H) * 7 + B) * 11 + T);
+  p.w_ih = random_floats(4 * H * D, s + 1, -k, k);
+  p.w_hh = random_floats(4 * H * H, s + 2, -k, k);
+  p.b_ih = random_floats(4 * H, s + 3, -k, k);
+  p.b_hh = random_floats(4 * H, s + 4, -k, k);
+  p.x = random_floats(T * B * D, s + 5);
+  if (with_state) {
+    p.h0 = random_floats(B * H, s + 6);
+    p.c0 = random_floats(B * H, s + 7, -2.0f, 2.0f);
+  }
+  return p;
+}
+
+// Output buffers, pre-filled with the sentinel so a missing write shows.
+struct Outputs {
+  std::vector<float> y, h_n, c_n;
+  Outputs(const Problem& p) : y(p.T * p.B * p.H, kSentinel), h_n(p.B * p.H, kSentinel), c_n(p.B * p.H, kSentinel) {}
+  LstmForwardArgs args(const Problem& p, bool want_h_n = true, bool want_c_n = true) {
+    LstmForwardArgs a;
+    a.x = p.x_view();
+    a.y = View(y.data(), {p.T, p.B, p.H});
+    a.h0 = p.h0_view();
+    a.c0 = p.c0_view();
+    if (want_h_n) a.h_n = View(h_n.data(), {p.B, p.H});
+    if (want_c_n) a.c_n = View(c_n.data(), {p.B, p.H});
+    return a;
+  }
+};
+
+// Forward tolerance, absolute, for y, h_n and c_n:
+//   tol = 8 · FLT_EPSILON · sqrt(D + H + 2) · T · (1 + |want|).
+// Why: each gate pre-activation is a sum of D + H + 2 fp32 terms whose
+// absolute values add up to at most (D + H + 2)/sqrt(H) · max|input| (PyTorch
+// init), i.e. a few units here, so its rounding error is about
+// sqrt(D + H + 2) · eps · (a few) with random-sign rounding; σ' ≤ 1/4,
+// tanh' ≤ 1 and |f| < 1 keep the error from growing when it passes through
+// a step, so it accumulates at most linearly over T steps; the kernels may
+// use fast approximations of exp/tanh accurate to a few ulp, and |c| can
+// exceed 1, hence the (1 + |want|). At the largest size (D = H = 129, T = 7)
+// this is 8 · 1.19e-7 · 16.1 · 7 ≈ 1.1e-4 (the largest error seen on the
+// x86 targets is 1/20 of the tolerance); a wrong gate order, a missing
+// bias, a stale state or a tail-block indexing bug moves outputs by 1e-2 or
+// more.
+double forward_tol(const Problem& p) {
+  return 8.0 * FLT_EPSILON * std::sqrt(static_cast<double>(p.D + p.H + 2)) * static_cast<double>(p.T);
+}
+
+testing::AssertionResult close_forward(const char* what, const std::vector<float>& got, const std::vector<double>& want,
+                                       const Problem& p) {
+  const double base = forward_tol(p);
+  std::vector<double> tol(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) tol[i] = base * (1.0 + std::fabs(want[i]));
+  return close_elementwise(what, got.data(), want.data(), tol.data(), want.size());
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+constexpr int64_t kSizes[] = {1, 3, 17, 64, 129};  // D and H
+
+class Lstm : public TargetTest {};
+
+// Every combination of D, H in {1, 3, 17, 64, 129}, B in {1, 5}, T in {1, 7},
+// with and without h0/c0: inference forward vs the reference, and the
+// training forward bit-identical to inference.
+TEST_P(Lstm, ForwardMatchesReferenceAllSizes) {
+  int failures = 0;
+  for (int64_t D : kSizes) {
+    for (int64_t H : kSizes) {
+      LstmLayer layer(D, H);
+      for (int64_t B : {1, 5}) {
+        for (int64_t T : {1, 7}) {
+          for (bool with_state : {false, true}) {
+            const Problem p = make_problem(D, H, B, T, with_state);
+            // Parameters are set per problem (each has its own random ones).
+            layer.set_parameters(p.params());
+            const RefLstmResult ref = p.reference();
+
+            Outputs inf(p);
+            layer.forward(inf.args(p));
+            Outputs train(p);
+            LstmSaved saved;
+            layer.forward(train.args(p), saved);
+
+            const testing::AssertionResult ok_y = close_forward("y", inf.y, ref.y, p);
+            const testing::AssertionResult ok_h = close_forward("h_n", inf.h_n, ref.h_n, p);
+            const testing::AssertionResult ok_c = close_forward("c_n", inf.c_n, ref.c_n, p);
+            EXPECT_TRUE(ok_y) << p.describe();
+            EXPECT_TRUE(ok_h) << p.describe();
+            EXPECT_TRUE(ok_c) << p.describe();
+            const bool same = bitwise_equal(inf.y, train.y) && bitwise_equal(inf.h_n, train.h_n) &&
+                              bitwise_equal(inf.c_n, train.c_n);
+            EXPECT_TRUE(same) << p.describe() << ": training forward differs from inference forward";
+            EXPECT_EQ(saved.steps(), T);
+            EXPECT_EQ(saved.batch(), B);
+            if (!(ok_y && ok_h && ok_c && same) && ++failures >= 8) {
+              FAIL() << "stopping after 8 failing sizes";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// h_n / c_n are optional outputs; h0 / c0 optional inputs (zeros); each one
+// on its own.
+TEST_P(Lstm, OptionalStatesAndOutputs) {
+  for (auto [D, H] : {std::pair<int64_t, int64_t>{3, 17}, {17, 3}, {64, 129}}) {
+    const int64_t B = 5, T = 7;
+    Problem full = make_problem(D, H, B, T, true, 2);
+    LstmLayer layer(D, H);
+    layer.set_parameters(full.params());
+    for (int mask = 0; mask < 4; ++mask) {  // bit 0: h0 given, bit 1: c0 given
+      Problem p = full;
+      if (!(mask & 1)) p.h0.clear();
+      if (!(mask & 2)) p.c0.clear();
+      const RefLstmResult ref = p.reference();
+      for (int outputs = 0; outputs < 4; ++outputs) {  // bit 0: h_n wanted, bit 1: c_n wanted
+        const bool want_h = outputs & 1, want_c = outputs & 2;
+        for (bool training : {false, true}) {
+          Outputs out(p);
+          LstmSaved saved;
+          if (training) {
+            layer.forward(out.args(p, want_h, want_c), saved);
+          } else {
+            layer.forward(out.args(p, want_h, want_c));
+          }
+          SCOPED_TRACE(p.describe() + " h0 " + std::to_string(mask & 1) + " c0 " + std::to_string(mask >> 1) +
+                       " want h_n " + std::to_string(want_h) + " want c_n " + std::to_string(want_c) +
+                       (training ? " training" : " inference"));
+          EXPECT_TRUE(close_forward("y", out.y, ref.y, p));
+          if (want_h) { EXPECT_TRUE(close_forward("h_n", out.h_n, ref.h_n, p)); }
+          if (want_c) { EXPECT_TRUE(close_forward("c_n", out.c_n, ref.c_n, p)); }
+          // Unwanted outputs are not views at all, so their buffers stay as they were.
+          if (!want_h) { EXPECT_TRUE(all_sentinel(out.h_n.data(), out.h_n.size())); }
+          if (!want_c) { EXPECT_TRUE(all_sentinel(out.c_n.data(), out.c_n.size())); }
+        }
+      }
+    }
+  }
+}
+
+// Explicit pools of 1, 2 and 3 threads give bit-identical forward results
+// and gradients (each output element is computed by exactly one thread in
+// the same order whatever the split; gradients are compared bit for bit as
+// well, see the note at the comparison).
+TEST_P(Lstm, SameResultsWithOneTwoThreeThreads) {
+  for (auto [D, H, B, T] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{17, 129, 5, 7}, {3, 17, 2, 4},
+                            {64, 64, 1, 3}, {5, 40, 3, 2}}) {
+    const Problem p = make_problem(D, H, B, T, true, 3);
+    LstmLayer layer(D, H);
+    layer.set_parameters(p.params());
+    const std::vector<float> dy = random_floats(T * B * H, 41);
+    const std::vector<float> dh_n = random_floats(B * H, 42);
+    const std::vector<float> dc_n = random_floats(B * H, 43);
+
+    struct Result {
+      std::vector<float> y, h_n, c_n, y_train, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+    };
+    std::vector<Result> results;
+    for (int threads : {1, 2, 3}) {
+      seqk::ThreadPool pool(threads);
+      Result r;
+      Outputs inf(p);
+      layer.forward(inf.args(p), &pool);
+      Outputs train(p);
+      LstmSaved saved;
+      layer.forward(train.args(p), saved, &pool);
+      r.y = inf.y;
+      r.h_n = inf.h_n;
+      r.c_n = inf.c_n;
+      r.y_train = train.y;
+      r.dx.assign(T * B * D, kSentinel);
+      r.dh0.assign(B * H, kSentinel);
+      r.dc0.assign(B * H, kSentinel);
+      r.dw_ih.assign(4 * H * D, kSentinel);
+      r.dw_hh.assign(4 * H * H, kSentinel);
+      r.db_ih.assign(4 * H, kSentinel);
+      r.db_hh.assign(4 * H, kSentinel);
+      LstmBackwardArgs args;
+      args.x = p.x_view();
+      args.y = ConstView(train.y.data(), {T, B, H});
+      args.h0 = p.h0_view();
+      args.c0 = p.c0_view();
+      args.dy = ConstView(dy.data(), {T, B, H});
+      args.dh_n = ConstView(dh_n.data(), {B, H});
+      args.dc_n = ConstView(dc_n.data(), {B, H});
+      args.dx = View(r.dx.data(), {T, B, D});
+      args.dh0 = View(r.dh0.data(), {B, H});
+      args.dc0 = View(r.dc0.data(), {B, H});
+      const LstmGrads grads{View(r.dw_ih.data(), {4 * H, D}), View(r.dw_hh.data(), {4 * H, H}),
+                            View(r.db_ih.data(), {4 * H}), View(r.db_hh.data(), {4 * H})};
+      layer.backward(args, saved, grads, &pool);
+      results.push_back(std::move(r));
+    }
+    const Result& one = results[0];
+    for (std::size_t i = 1; i < results.size(); ++i) {
+      const Result& r = results[i];
+      SCOPED_TRACE("D=" + std::to_string(D) + " H=" + std::to_string(H) + " B=" + std::to_string(B) +
+                   " T=" + std::to_string(T) + ": 1 thread vs " + std::to_string(i + 1));
+      EXPECT_TRUE(bitwise_equal(one.y, r.y)) << "y";
+      EXPECT_TRUE(bitwise_equal(one.h_n, r.h_n)) << "h_n";
+      EXPECT_TRUE(bitwise_equal(one.c_n, r.c_n)) << "c_n";
+      EXPECT_TRUE(bitwise_equal(one.y_train, r.y_train)) << "y (training)";
+      // Gradients: the reductions over time and batch are expected to be split
+      // by output element, not by summation index, so they are deterministic too.
+      EXPECT_TRUE(bitwise_equal(one.dx, r.dx)) << "dx";
+      EXPECT_TRUE(bitwise_equal(one.dh0, r.dh0)) << "dh0";
+      EXPECT_TRUE(bitwise_equal(one.dc0, r.dc0)) << "dc0";
+      EXPECT_TRUE(bitwise_equal(one.dw_ih, r.dw_ih)) << "dw_ih";
+      EXPECT_TRUE(bitwise_equal(one.dw_hh, r.dw_hh)) << "dw_hh";
+      EXPECT_TRUE(bitwise_equal(one.db_ih, r.db_ih)) << "db_ih";
+      EXPECT_TRUE(bitwise_equal(one.db_hh, r.db_hh)) << "db_hh";
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backward vs central finite differences of the fp64 reference loss
+//   L = Σ w_y ⊙ y + Σ w_h ⊙ h_n + Σ w_c ⊙ c_n
+// with random weights, i.e. backward fed dy = w_y, dh_n = w_h, dc_n = w_c.
+
+struct GradCase {
+  int64_t D, H, B, T;
+  bool with_state;     // h0/c0 given, dh0/dc0 wanted, dh_n/dc_n given
+};
+
+// The finite-difference gradients of one case, in double.
+struct FdGradients {
+  std::vector<double> x, h0, c0, w_ih, w_hh, b_ih, b_hh;
+};
+
+struct GradProblem {
+  Problem p;
+  LossWeights w;
+  std::vector<float> w_y, w_h, w_c;  // the same weights as floats, fed to backward
+};
+
+GradProblem make_grad_problem(const GradCase& c) {
+  GradProblem g;
+  g.p = make_problem(c.D, c.H, c.B, c.T, c.with_state, 5);
+  g.w_y = random_floats(c.T * c.B * c.H, 51);
+  g.w.w_y = to_double(g.w_y);
+  if (c.with_state) {
+    g.w_h = random_floats(c.B * c.H, 52);
+    g.w_c = random_floats(c.B * c.H, 53);
+    g.w.w_h = to_double(g.w_h);
+    g.w.w_c = to_double(g.w_c);
+  }
+  return g;
+}
+
+// FD step 1e-5 in double: truncation error ~ step² · |L'''| ≈ 1e-10 and
+// cancellation error ~ 1e-16 · |L| / step ≈ 1e-10, both far below the fp32
+// tolerance of the comparison, so the FD gradient counts as exact here.
+constexpr double kFdStep = 1e-5;
+
+// Computed once per case (the same for every SIMD target).
+const FdGradients& fd_gradients(const GradCase& c) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, FdGradients> cache;
+  const auto key = std::make_tuple(c.D, c.H, c.B, c.T, c.with_state);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const GradProblem g = make_grad_problem(c);
+  RefLstmParams rp = g.p.ref_params();
+  std::vector<double> x = to_double(g.p.x), h0 = to_double(g.p.h0), c0 = to_double(g.p.c0);
+  FdGradients fd;
+  const int64_t T = c.T, B = c.B;
+  fd.x = finite_difference(&x, rp, x, T, B, h0, c0, g.w, kFdStep);
+  if (c.with_state) {
+    fd.h0 = finite_difference(&h0, rp, x, T, B, h0, c0, g.w, kFdStep);
+    fd.c0 = finite_difference(&c0, rp, x, T, B, h0, c0, g.w, kFdStep);
+  }
+  fd.w_ih = finite_difference(&rp.w_ih, rp, x, T, B, h0, c0, g.w, kFdStep);
+  fd.w_hh = finite_difference(&rp.w_hh, rp, x, T, B, h0, c0, g.w, kFdStep);
+  fd.b_ih = finite_difference(&rp.b_ih, rp, x, T, B, h0, c0, g.w, kFdStep);
+  fd.b_hh = finite_difference(&rp.b_hh, rp, x, T, B, h0, c0, g.w, kFdStep);
+  return cache.emplace(key, std::move(fd)).first->second;
+}
+
+// Gradient tolerance for one tensor, absolute, the same for all its elements:
+//   tol = 1e-5 · (max |fd| over the tensor) + 1e-7.
+// Why: each gradient element is a sum over T·B (weights) or 4H (inputs,
+// states) fp32 products of back-propagated quantities that are themselves
+// fp32 results of at most T = 4 steps; with T·B ≤ 12 and 4H ≤ 132 here the
+// rounding error is ~eps·sqrt(terms)·scale ≈ 1e-6 of the tensor's scale at
+// worst (observed: up to 6e-7 on the x86 targets), so 1e-5 of the scale leaves
+// a 10x margin for other CPUs and approximate activations; the 1e-7 floor
+// covers tensors whose gradient is ~0. The FD reference is good to ~1e-10.
+// A wrong derivative (gate order, a missing σ' or tanh' factor, a dropped
+// dh_n/dc_n, an off-by-one step) changes elements by a sizeable fraction of
+// the scale, ≥ 1e-2.
+testing::AssertionResult close_gradient(const char* what, const std::vector<float>& got, const std::vector<double>& fd) {
+  if (got.size() != fd.size()) return testing::AssertionFailure() << what << ": size mismatch";
+  const double tol = 1e-5 * max_abs(fd) + 1e-7;
+  return close_uniform(what, got.data(), fd.data(), tol, fd.size());
+}
+
+// seqk's analytic gradients for one case, every output pre-filled with
+// `fill` (NaN by default: backward must overwrite, not accumulate).
+struct Analytic {
+  std::vector<float> dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+};
+
+Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, float fill,
+                      Analytic* reuse = nullptr) {
+  const Problem& p = g.p;
+  const int64_t D = p.D, H = p.H, B = p.B, T = p.T;
+  LstmLayer layer(D, H);
+  layer.set_parameters(p.params());
+  Outputs out(p);
+  LstmSaved saved;
+  layer.forward(out.args(p, c.with_state, c.with_state), saved);
+
+  Analytic a;
+  if (reuse) {
+    a = *reuse;
+  } else {
+    a.dx.assign(T * B * D, fill);
+    a.dh0.assign(B * H, fill);
+    a.dc0.assign(B * H, fill);
+    a.dw_ih.assign(4 * H * D, fill);
+    a.dw_hh.assign(4 * H * H, fill);
+    a.db_ih.assign(4 * H, fill);
+    a.db_hh.assign(4 * H, fill);
+  }
+  LstmBackwardArgs args;
+  args.x = p.x_view();
+  args.y = ConstView(out.y.data(), {T, B, H});
+  args.h0 = p.h0_view();
+  args.c0 = p.c0_view();
+  args.dy = ConstView(g.w_y.data(), {T, B, H});
+  if (c.with_state) {
+    args.dh_n = ConstView(g.w_h.data(), {B, H});
+    args.dc_n = ConstView(g.w_c.data(), {B, H});
+    args.dh0 = View(a.dh0.data(), {B, H});
+    args.dc0 = View(a.dc0.data(), {B, H});
+  }
+  if (want_dx) args.dx = View(a.dx.data(), {T, B, D});
+  const LstmGrads grads{View(a.dw_ih.data(), {4 * H, D}), View(a.dw_hh.data(), {4 * H, H}),
+                        View(a.db_ih.data(), {4 * H}), View(a.db_hh.data(), {4 * H})};
+  layer.backward(args, saved, grads);
+  return a;
+}
+
+const GradCase kGradCases[] = {
+    {3, 5, 2, 4, true},   {3, 17, 2, 4, true},  {1, 1, 1, 1, true}, {7, 33, 3, 3, true},
+    {3, 5, 2, 4, false},  {4, 17, 1, 3, false},
+};
+
+std::string describe(const GradCase& c) {
+  std::ostringstream s;
+  s << "D=" << c.D << " H=" << c.H << " B=" << c.B << " T=" << c.T
+    << (c.with_state ? " (h0, c0, dh_n, dc_n given)" : " (no h0/c0/dh_n/dc_n)");
+  return s.str();
+}
+
+TEST_P(Lstm, BackwardMatchesFiniteDifferences) {
+  for (const GradCase& c : kGradCases) {
+    SCOPED_TRACE(describe(c));
+    const GradProblem g = make_grad_problem(c);
+    const FdGradients& fd = fd_gradients(c);
+    const Analytic a = run_backward(g, c, /*want_dx=*/true, NAN);
+    EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
+    if (c.with_state) {
+      EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
+      EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+    } else {
+      // Not wanted: never written.
+      EXPECT_TRUE(std::all_of(a.dh0.begin(), a.dh0.end(), [](float v) { return std::isnan(v); }));
+      EXPECT_TRUE(std::all_of(a.dc0.begin(), a.dc0.end(), [](float v) { return std::isnan(v); }));
+    }
+    EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
+    EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
+    EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
+    EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+  }
+}
+
+// dx is optional: parameter gradients must not depend on whether it is wanted.
+TEST_P(Lstm, BackwardWithoutDx) {
+  const GradCase c{3, 17, 2, 4, true};
+  const GradProblem g = make_grad_problem(c);
+  const FdGradients& fd = fd_gradients(c);
+  const Analytic a = run_backward(g, c, /*want_dx=*/false, NAN);
+  EXPECT_TRUE(std::all_of(a.dx.begin(), a.dx.end(), [](float v) { return std::isnan(v); })) << "dx written";
+  EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
+  EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+  EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
+  EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
+  EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
+  EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+}
+
+// Without h0/c0 the initial state is zero; dh0/dc0 may still be asked for
+// and are then the gradient at that zero state.
+TEST_P(Lstm, InitialStateGradientsWithoutInitialState) {
+  const int64_t D = 3, H = 17, B = 2, T = 4;
+  const Problem p = make_problem(D, H, B, T, /*with_state=*/false, 6);
+  const std::vector<float> w_y = random_floats(T * B * H, 61), w_h = random_floats(B * H, 62),
+                           w_c = random_floats(B * H, 63);
+  const LossWeights w{to_double(w_y), to_double(w_h), to_double(w_c)};
+  RefLstmParams rp = p.ref_params();
+  std::vector<double> x = to_double(p.x), h0(B * H, 0.0), c0(B * H, 0.0);
+  const std::vector<double> fd_h0 = finite_difference(&h0, rp, x, T, B, h0, c0, w, kFdStep);
+  const std::vector<double> fd_c0 = finite_difference(&c0, rp, x, T, B, h0, c0, w, kFdStep);
+
+  LstmLayer layer(D, H);
+  layer.set_parameters(p.params());
+  Outputs out(p);
+  LstmSaved saved;
+  layer.forward(out.args(p), saved);
+  std::vector<float> dh0(B * H, NAN), dc0(B * H, NAN), dw_ih(4 * H * D), dw_hh(4 * H * H), db_ih(4 * H),
+      db_hh(4 * H);
+  LstmBackwardArgs args;
+  args.x = p.x_view();
+  args.y = ConstView(out.y.data(), {T, B, H});
+  args.dy = ConstView(w_y.data(), {T, B, H});
+  args.dh_n = ConstView(w_h.data(), {B, H});
+  args.dc_n = ConstView(w_c.data(), {B, H});
+  args.dh0 = View(dh0.data(), {B, H});
+  args.dc0 = View(dc0.data(), {B, H});
+  layer.backward(args, saved,
+                 {View(dw_ih.data(), {4 * H, D}), View(dw_hh.data(), {4 * H, H}), View(db_ih.data(), {4 * H}),
+                  View(db_hh.data(), {4 * H})});
+  EXPECT_TRUE(close_gradient("dh0", dh0, fd_h0));
+  EXPECT_TRUE(close_gradient("dc0", dc0, fd_c0));
+}
+
+// Gradients are overwritten, not accumulated: a second backward into the
+// buffers holding the first one's results gives bit-identical values (an
+// accumulating kernel would double them), and so does one into buffers
+// holding garbage.
+TEST_P(Lstm, GradientsAreOverwritten) {
+  const GradCase c{3, 17, 2, 4, true};
+  const GradProblem g = make_grad_problem(c);
+  Analytic first = run_backward(g, c, true, NAN);
+  Analytic second = run_backward(g, c, true, 0.0f, &first);
+  Analytic third = run_backward(g, c, true, 1e30f);
+  for (const Analytic* other : {&second, &third}) {
+    EXPECT_TRUE(bitwise_equal(first.dx, other->dx)) << "dx";
+    EXPECT_TRUE(bitwise_equal(first.dh0, other->dh0)) << "dh0";
+    EXPECT_TRUE(bitwise_equal(first.dc0, other->dc0)) << "dc0";
+    EXPECT_TRUE(bitwise_equal(first.dw_ih, other->dw_ih)) << "dw_ih";
+    EXPECT_TRUE(bitwise_equal(first.dw_hh, other->dw_hh)) << "dw_hh";
+    EXPECT_TRUE(bitwise_equal(first.db_ih, other->db_ih)) << "db_ih";
+    EXPECT_TRUE(bitwise_equal(first.db_hh, other->db_hh)) << "db_hh";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, Lstm, testing::ValuesIn(seqk::available_simd_targets()), target_test_name);
+
+// ---------------------------------------------------------------------------
+// Layer basics.
+
+TEST(LstmLayer, SizesAndParameterCount) {
+  for (auto [D, H] : {std::pair<int64_t, int64_t>{1, 1}, {3, 17}, {129, 64}}) {
+    const LstmLayer layer(D, H);
+    EXPECT_EQ(layer.input_size(), D);
+    EXPECT_EQ(layer.hidden_size(), H);
+    EXPECT_EQ(layer.parameter_count(), 4 * (H * D + H * H + 2 * H));
+  }
+}
+
+// set_parameters copies: changing the caller's arrays afterwards changes nothing.
+TEST(LstmLayer, SetParametersCopies) {
+  Problem p = make_problem(5, 17, 2, 3, true, 7);
+  LstmLayer layer(5, 17);
+  layer.set_parameters(p.params());
+  const RefLstmResult ref = p.reference();
+  for (auto* v : {&p.w_ih, &p.w_hh, &p.b_ih, &p.b_hh})
+    for (float& e : *v) e = 100.0f;
+  Outputs out(p);
+  layer.forward(out.args(p));
+  EXPECT_TRUE(close_forward("y", out.y, ref.y, p));
+}
+
+TEST(LstmLayer, ConstructorRejectsBadSizes) {
+  EXPECT_THROW(LstmLayer(0, 5), seqk::Error);
+  EXPECT_THROW(LstmLayer(3, 0), seqk::Error);
+  EXPECT_THROW(LstmLayer(-1, 5), seqk::Error);
+  EXPECT_THROW(LstmLayer(3, -4), seqk::Error);
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: seqk::Error whose message names the offending argument, and no
+// output written.
+
+// True when `name` occurs in the message as a whole identifier (so "x" is not
+// found inside "expected").
+MATCHER_P(NamesArgument, name, std::string("names the argument '") + name + "'") {
+  const std::string msg = arg;
+  const std::string n = name;
+  auto is_ident = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
+  for (std::size_t pos = msg.find(n); pos != std::string::npos; pos = msg.find(n, pos + 1)) {
+    const bool left = pos == 0 || !is_ident(msg[pos - 1]);
+    const bool right = pos + n.size() == msg.size() || !is_ident(msg[pos + n.size()]);
+    if (left && right) return true;
+  }
+  return false;
+}
+
+// Runs `call`, expects a seqk::Error, returns its message ("" if none).
+template <typename Call>
+std::string error_message(Call&& call) {
+  try {
+    call();
+  } catch (const seqk::Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a non-seqk exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "no seqk::Error thrown";
+  return "";
+}
+
+class LstmBadInput : public testing::Test {
+ protected:
+  static constexpr int64_t D = 3, H = 5, B = 2, T = 4;
+  // Shape-mismatched views use these oversized buffers.
+  std::vector<float> big_in = random_floats(4096, 9);
+  Problem p = make_problem(D, H, B, T, true, 11);
+  LstmLayer layer{D, H};
+  std::vector<float> y = std::vector<float>(4096, kSentinel);
+  std::vector<float> h_n = std::vector<float>(4096, kSentinel);
+  std::vector<float> c_n = std::vector<float>(4096, kSentinel);
+
+  void SetUp() override { layer.set_parameters(p.params()); }
+
+  LstmForwardArgs good_forward() {
+    LstmForwardArgs a;
+    a.x = p.x_view();
+    a.y = View(y.data(), {T, B, H});
+    a.h0 = p.h0_view();
+    a.c0 = p.c0_view();
+    a.h_n = View(h_n.data(), {B, H});
+    a.c_n = View(c_n.data(), {B, H});
+    return a;
+  }
+
+  bool outputs_untouched() const {
+    return all_sentinel(y.data(), y.size()) && all_sentinel(h_n.data(), h_n.size()) &&
+           all_sentinel(c_n.data(), c_n.size());
+  }
+
+  // Both forward overloads reject `args`; returns the inference message.
+  std::string forward_error(const LstmForwardArgs& args) {
+    std::fill(y.begin(), y.end(), kSentinel);
+    std::fill(h_n.begin(), h_n.end(), kSentinel);
+    std::fill(c_n.begin(), c_n.end(), kSentinel);
+    const std::string msg = error_message([&] { layer.forward(args); });
+    LstmSaved saved;
+    const std::string msg_train = error_message([&] { layer.forward(args, saved); });
+    EXPECT_EQ(msg, msg_train) << "inference and training forward should check the same way";
+    EXPECT_TRUE(outputs_untouched()) << "forward wrote outputs before throwing";
+    return msg;
+  }
+};
+
+TEST_F(LstmBadInput, GoodArgumentsWork) {
+  // The baseline the cases below each change one thing of.
+  layer.forward(good_forward());
+  EXPECT_FALSE(outputs_untouched());
+}
+
+TEST_F(LstmBadInput, ForwardBeforeSetParameters) {
+  const LstmLayer fresh(D, H);
+  const std::string msg = error_message([&] { fresh.forward(good_forward()); });
+  EXPECT_THAT(msg, testing::HasSubstr("parameters"));
+  LstmSaved saved;
+  EXPECT_THROW(fresh.forward(good_forward(), saved), seqk::Error);
+  EXPECT_TRUE(outputs_untouched());
+}
+
+TEST_F(LstmBadInput, ForwardShapes) {
+  using testing::HasSubstr;
+  LstmForwardArgs a;
+  a = good_forward(); a.x = ConstView(big_in.data(), {T, B, D + 1});
+  EXPECT_THAT(forward_error(a), NamesArgument("x"));
+  a = good_forward(); a.x = ConstView(big_in.data(), {T, B + 1, D});
+  EXPECT_THAT(forward_error(a), testing::AnyOf(NamesArgument("x"), NamesArgument("y")));
+  a = good_forward(); a.x = ConstView(big_in.data(), {T * B, D});
+  EXPECT_THAT(forward_error(a), NamesArgument("x"));
+  a = good_forward(); a.x = ConstView(big_in.data(), {T, B, D}, {B * D * 2, D * 2, 2});  // not contiguous
+  EXPECT_THAT(forward_error(a), NamesArgument("x"));
+  a = good_forward(); a.x = ConstView();
+  EXPECT_THAT(forward_error(a), NamesArgument("x"));
+  a = good_forward(); a.x = ConstView(nullptr, {T, B, D});
+  EXPECT_THAT(forward_error(a), NamesArgument("x"));
+
+  a = good_forward(); a.y = View(y.data(), {T, B, H + 1});
+  EXPECT_THAT(forward_error(a), NamesArgument("y"));
+  a = good_forward(); a.y = View(y.data(), {T + 1, B, H});
+  EXPECT_THAT(forward_error(a), NamesArgument("y"));
+  a = good_forward(); a.y = View();
+  EXPECT_THAT(forward_error(a), NamesArgument("y"));
+  a = good_forward(); a.y = View(y.data(), {T, B, H}, {2 * B * H, 2 * H, 2});
+  EXPECT_THAT(forward_error(a), NamesArgument("y"));
+
+  a = good_forward(); a.h0 = ConstView(big_in.data(), {B + 1, H});
+  EXPECT_THAT(forward_error(a), NamesArgument("h0"));
+  a = good_forward(); a.h0 = ConstView(big_in.data(), {B, H - 1});
+  EXPECT_THAT(forward_error(a), NamesArgument("h0"));
+  a = good_forward(); a.c0 = ConstView(big_in.data(), {B, H + 1});
+  EXPECT_THAT(forward_error(a), NamesArgument("c0"));
+  a = good_forward(); a.c0 = ConstView(big_in.data(), {B * H});
+  EXPECT_THAT(forward_error(a), NamesArgument("c0"));
+  a = good_forward(); a.h_n = View(h_n.data(), {B, H + 2});
+  EXPECT_THAT(forward_error(a), NamesArgument("h_n"));
+  a = good_forward(); a.c_n = View(c_n.data(), {B - 1, H});
+  EXPECT_THAT(forward_error(a), NamesArgument("c_n"));
+}
+
+TEST_F(LstmBadInput, ZeroStepsOrBatch) {
+  LstmForwardArgs a = good_forward();
+  a.x = ConstView(big_in.data(), {0, B, D});
+  a.y = View(y.data(), {0, B, H});
+  EXPECT_THAT(forward_error(a), testing::AnyOf(NamesArgument("x"), NamesArgument("T"), testing::HasSubstr("steps"),
+                                               testing::HasSubstr("length")));
+  a = good_forward();
+  a.x = ConstView(big_in.data(), {T, 0, D});
+  a.y = View(y.data(), {T, 0, H});
+  a.h0 = ConstView();
+  a.c0 = ConstView();
+  a.h_n = View();
+  a.c_n = View();
+  EXPECT_THAT(forward_error(a), testing::AnyOf(NamesArgument("x"), NamesArgument("B"), testing::HasSubstr("batch")));
+}
+
+TEST_F(LstmBadInput, SetParametersShapes) {
+  // A layer with good parameters keeps them when set_parameters throws.
+  layer.forward(good_forward());
+  const std::vector<float> y_before = y;
+  auto expect_rejected = [&](const LstmParams& bad, const char* name) {
+    SCOPED_TRACE(name);
+    const std::string msg = error_message([&] { layer.set_parameters(bad); });
+    EXPECT_THAT(msg, testing::HasSubstr(name));
+    std::fill(y.begin(), y.end(), kSentinel);
+    layer.forward(good_forward());
+    EXPECT_TRUE(bitwise_equal(y, y_before)) << "a rejected set_parameters changed the layer";
+    // A layer that never had parameters has none after a rejected call.
+    LstmLayer fresh(D, H);
+    EXPECT_THROW(fresh.set_parameters(bad), seqk::Error);
+    EXPECT_THROW(fresh.forward(good_forward()), seqk::Error);
+  };
+  LstmParams bad;
+  bad = p.params(); bad.w_ih = ConstView(big_in.data(), {4 * H, D + 1});
+  expect_rejected(bad, "w_ih");
+  bad = p.params(); bad.w_ih = ConstView(big_in.data(), {4 * H + 1, D});
+  expect_rejected(bad, "w_ih");
+  bad = p.params(); bad.w_ih = ConstView();
+  expect_rejected(bad, "w_ih");
+  bad = p.params(); bad.w_hh = ConstView(big_in.data(), {4 * H, H - 1});
+  expect_rejected(bad, "w_hh");
+  bad = p.params(); bad.w_hh = ConstView(big_in.data(), {H, 4 * H});
+  expect_rejected(bad, "w_hh");
+  bad = p.params(); bad.b_ih = ConstView(big_in.data(), {4 * H - 1});
+  expect_rejected(bad, "b_ih");
+  bad = p.params(); bad.b_hh = ConstView(big_in.data(), {4 * H + 1});
+  expect_rejected(bad, "b_hh");
+  bad = p.params(); bad.b_hh = ConstView(nullptr, {4 * H});
+  expect_rejected(bad, "b_hh");
+}
+
+class LstmBackwardBadInput : public LstmBadInput {
+ protected:
+  std::vector<float> dy = random_floats(T * B * H, 21);
+  std::vector<float> dh_n = random_floats(B * H, 22);
+  std::vector<float> dc_n = random_floats(B * H, 23);
+  std::vector<float> grad_out = std::vector<float>(8192, kSentinel);  // every gradient output lives here
+  LstmSaved saved;
+
+  float* dx() { return grad_out.data(); }
+  float* dh0() { return grad_out.data() + 1000; }
+  float* dc0() { return grad_out.data() + 2000; }
+  float* dw_ih() { return grad_out.data() + 3000; }
+  float* dw_hh() { return grad_out.data() + 4000; }
+  float* db_ih() { return grad_out.data() + 5000; }
+  float* db_hh() { return grad_out.data() + 6000; }
+
+  void SetUp() override {
+    LstmBadInput::SetUp();
+    layer.forward(good_forward(), saved);
+  }
+
+  LstmBackwardArgs good_backward() {
+    LstmBackwardArgs a;
+    a.x = p.x_view();
+    a.y = ConstView(y.data(), {T, B, H});
+    a.h0 = p.h0_view();
+    a.c0 = p.c0_view();
+    a.dy = ConstView(dy.data(), {T, B, H});
+    a.dh_n = ConstView(dh_n.data(), {B, H});
+    a.dc_n = ConstView(dc_n.data(), {B, H});
+    a.dx = View(dx(), {T, B, D});
+    a.dh0 = View(dh0(), {B, H});
+    a.dc0 = View(dc0(), {B, H});
+    return a;
+  }
+  LstmGrads good_grads() {
+    return {View(dw_ih(), {4 * H, D}), View(dw_hh(), {4 * H, H}), View(db_ih(), {4 * H}), View(db_hh(), {4 * H})};
+  }
+
+  std::string backward_error(const LstmBackwardArgs& args, const LstmGrads& grads, const LstmSaved& s) {
+    std::fill(grad_out.begin(), grad_out.end(), kSentinel);
+    const std::string msg = error_message([&] { layer.backward(args, s, grads); });
+    EXPECT_TRUE(all_sentinel(grad_out.data(), grad_out.size())) << "backward wrote outputs before throwing";
+    return msg;
+  }
+  std::string backward_error(const LstmBackwardArgs& args) { return backward_error(args, good_grads(), saved); }
+  std::string backward_error(const LstmGrads& grads) { return backward_error(good_backward(), grads, saved); }
+};
+
+TEST_F(LstmBackwardBadInput, GoodArgumentsWork) {
+  layer.backward(good_backward(), saved, good_grads());
+  EXPECT_FALSE(all_sentinel(dw_hh(), 4 * H * H));
+}
+
+TEST_F(LstmBackwardBadInput, ArgumentShapes) {
+  LstmBackwardArgs a;
+  a = good_backward(); a.x = ConstView(big_in.data(), {T, B, D + 1});
+  EXPECT_THAT(backward_error(a), NamesArgument("x"));
+  a = good_backward(); a.x = ConstView();
+  EXPECT_THAT(backward_error(a), NamesArgument("x"));
+  a = good_backward(); a.y = ConstView(big_in.data(), {T, B, H + 1});
+  EXPECT_THAT(backward_error(a), NamesArgument("y"));
+  a = good_backward(); a.y = ConstView();
+  EXPECT_THAT(backward_error(a), NamesArgument("y"));
+  a = good_backward(); a.h0 = ConstView(big_in.data(), {B, H + 1});
+  EXPECT_THAT(backward_error(a), NamesArgument("h0"));
+  a = good_backward(); a.c0 = ConstView(big_in.data(), {B + 1, H});
+  EXPECT_THAT(backward_error(a), NamesArgument("c0"));
+  a = good_backward(); a.dy = ConstView(big_in.data(), {T - 1, B, H});
+  EXPECT_THAT(backward_error(a), NamesArgument("dy"));
+  a = good_backward(); a.dy = ConstView();
+  EXPECT_THAT(backward_error(a), NamesArgument("dy"));
+  a = good_backward(); a.dh_n = ConstView(big_in.data(), {B, H - 1});
+  EXPECT_THAT(backward_error(a), NamesArgument("dh_n"));
+  a = good_backward(); a.dc_n = ConstView(big_in.data(), {H, B});
+  EXPECT_THAT(backward_error(a), NamesArgument("dc_n"));
+  a = good_backward(); a.dx = View(dx(), {T, B, D - 1});
+  EXPECT_THAT(backward_error(a), NamesArgument("dx"));
+  a = good_backward(); a.dh0 = View(dh0(), {B, H + 1});
+  EXPECT_THAT(backward_error(a), NamesArgument("dh0"));
+  a = good_backward(); a.dc0 = View(dc0(), {B - 1, H});
+  EXPECT_THAT(backward_error(a), NamesArgument("dc0"));
+}
+
+// y and dy must be contiguous in backward too (a strided view over a
+// larger buffer would otherwise be read as if it were contiguous).
+TEST_F(LstmBackwardBadInput, NonContiguousViews) {
+  std::vector<float> wide(2 * T * B * H);
+  for (std::size_t i = 0; i < y.size() && 2 * i < wide.size(); ++i) wide[2 * i] = y[i];
+  LstmBackwardArgs a = good_backward();
+  a.y = ConstView(wide.data(), {T, B, H}, {2 * B * H, 2 * H, 2});
+  EXPECT_THAT(backward_error(a), NamesArgument("y"));
+  a = good_backward();
+  a.dy = ConstView(big_in.data(), {T, B, H}, {2 * B * H, 2 * H, 2});
+  EXPECT_THAT(backward_error(a), NamesArgument("dy"));
+  a = good_backward();
+  a.x = ConstView(big_in.data(), {T, B, D}, {2 * B * D, 2 * D, 2});
+  EXPECT_THAT(backward_error(a), NamesArgument("x"));
+}
+
+TEST_F(LstmBackwardBadInput, GradientShapes) {
+  LstmGrads g;
+  g = good_grads(); g.w_ih = View(dw_ih(), {4 * H, D + 1});
+  EXPECT_THAT(backward_error(g), testing::HasSubstr("w_ih"));
+  g = good_grads(); g.w_ih = View();
+  EXPECT_THAT(backward_error(g), testing::HasSubstr("w_ih"));
+  g = good_grads(); g.w_hh = View(dw_hh(), {4 * H - 1, H});
+  EXPECT_THAT(backward_error(g), testing::HasSubstr("w_hh"));
+  g = good_grads(); g.b_ih = View(db_ih(), {4 * H + 1});
+  EXPECT_THAT(backward_error(g), testing::HasSubstr("b_ih"));
+  g = good_grads(); g.b_hh = View(db_hh(), {2 * H, 2});
+  EXPECT_THAT(backward_error(g), testing::HasSubstr("b_hh"));
+  g = good_grads(); g.b_hh = View(nullptr, {4 * H});
+  EXPECT_THAT(backward_error(g), testing::HasSubstr("b_hh"));
+}
+
+// A LstmSaved filled by a forward over a different T or B (or never filled)
+// cannot be used.
+TEST_F(LstmBackwardBadInput, SavedFromDifferentShape) {
+  {
+    Problem shorter = make_problem(D, H, B, T - 1, true, 11);
+    std::vector<float> y2((T - 1) * B * H);
+    LstmForwardArgs f;
+    f.x = shorter.x_view();
+    f.y = View(y2.data(), {T - 1, B, H});
+    LstmSaved other;
+    layer.forward(f, other);
+    ASSERT_EQ(other.steps(), T - 1);
+    EXPECT_THAT(backward_error(good_backward(), good_grads(), other), testing::HasSubstr("saved"));
+  }
+  {
+    Problem narrower = make_problem(D, H, B - 1, T, true, 11);
+    std::vector<float> y2(T * (B - 1) * H);
+    LstmForwardArgs f;
+    f.x = narrower.x_view();
+    f.y = View(y2.data(), {T, B - 1, H});
+    LstmSaved other;
+    layer.forward(f, other);
+    ASSERT_EQ(other.batch(), B - 1);
+    EXPECT_THAT(backward_error(good_backward(), good_grads(), other), testing::HasSubstr("saved"));
+  }
+  {
+    const LstmSaved never_filled;
+    EXPECT_THAT(backward_error(good_backward(), good_grads(), never_filled), testing::HasSubstr("saved"));
+  }
+}
+
+// A LstmSaved from a layer with a smaller hidden size (same T and B) holds
+// fewer gates and cells than backward reads: it must be rejected, not read
+// past its end.
+TEST_F(LstmBackwardBadInput, SavedFromNarrowerLayer) {
+  LstmLayer narrow(D, H - 1);
+  Problem pn = make_problem(D, H - 1, B, T, false, 12);
+  narrow.set_parameters(pn.params());
+  std::vector<float> y2(T * B * (H - 1));
+  LstmForwardArgs f;
+  f.x = pn.x_view();
+  f.y = View(y2.data(), {T, B, H - 1});
+  LstmSaved other;
+  narrow.forward(f, other);
+  EXPECT_THAT(backward_error(good_backward(), good_grads(), other), testing::HasSubstr("saved"));
+}
+
+TEST_F(LstmBackwardBadInput, BackwardBeforeSetParameters) {
+  const LstmLayer fresh(D, H);
+  const std::string msg = error_message([&] { fresh.backward(good_backward(), saved, good_grads()); });
+  EXPECT_THAT(msg, testing::HasSubstr("parameters"));
+  EXPECT_TRUE(all_sentinel(grad_out.data(), grad_out.size()));
+}
+
+}  // namespace
+}  // namespace seqk_test
