@@ -1,5 +1,6 @@
 #include "seqk/thread_pool.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -16,16 +17,19 @@ void cpu_relax() {
 #endif
 }
 
-// A recurrence step takes microseconds, so waiting threads spin first (a
-// futex wake-up costs about as much as a step); after ~100 µs of spinning
-// they sleep, so an idle pool does not burn the cores.
-constexpr int kSpinsBeforeSleep = 20000;
+// A recurrence step takes tens of microseconds and a futex wake-up costs
+// about as much, so waiting threads spin first; after kSpinTime they sleep,
+// so an idle or oversubscribed pool does not burn the cores. The limit is a
+// time, not a count, because `pause` costs 1 ns on some CPUs and 80 on others.
+constexpr auto kSpinTime = std::chrono::microseconds(50);
 
 template <typename T>
 void wait_while_equal(const std::atomic<T>& value, T old) {
-  for (int i = 0; i < kSpinsBeforeSleep; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (unsigned i = 1;; ++i) {
     if (value.load(std::memory_order_acquire) != old) return;
     cpu_relax();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
   }
   while (value.load(std::memory_order_acquire) == old) value.wait(old, std::memory_order_acquire);
 }
