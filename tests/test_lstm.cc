@@ -184,6 +184,27 @@ TEST_P(Lstm, ForwardMatchesReferenceAllSizes) {
   }
 }
 
+// The layer computes the input projection in chunks of time steps (about
+// 2 MiB of gates each) just ahead of the recurrence. With B = 64 and H = 129
+// a step's gates take 147 KiB, so T = 40 spans three chunks (14, 14, 12):
+// chunk boundaries must carry h, c and the saved gates/cells over exactly.
+TEST_P(Lstm, ForwardAcrossInputProjectionChunks) {
+  const Problem p = make_problem(17, 129, 64, 40, /*with_state=*/true);
+  LstmLayer layer(p.D, p.H);
+  layer.set_parameters(p.params());
+  const RefLstmResult ref = p.reference();
+  Outputs inf(p);
+  layer.forward(inf.args(p));
+  Outputs train(p);
+  LstmSaved saved;
+  layer.forward(train.args(p), saved);
+  EXPECT_TRUE(close_forward("y", inf.y, ref.y, p)) << p.describe();
+  EXPECT_TRUE(close_forward("h_n", inf.h_n, ref.h_n, p)) << p.describe();
+  EXPECT_TRUE(close_forward("c_n", inf.c_n, ref.c_n, p)) << p.describe();
+  EXPECT_TRUE(bitwise_equal(inf.y, train.y) && bitwise_equal(inf.c_n, train.c_n))
+      << "training forward differs from inference forward";
+}
+
 // h_n / c_n are optional outputs; h0 / c0 optional inputs (zeros); each one
 // on its own.
 TEST_P(Lstm, OptionalStatesAndOutputs) {
@@ -743,6 +764,16 @@ TEST_F(LstmBadInput, SetParametersShapes) {
   expect_rejected(bad, "b_hh");
   bad = p.params(); bad.b_hh = ConstView(nullptr, {4 * H});
   expect_rejected(bad, "b_hh");
+  // Non-finite parameter values are rejected too (error.h), naming the tensor.
+  for (const char* name : {"w_ih", "w_hh", "b_ih", "b_hh"}) {
+    Problem q = p;
+    std::vector<float>& v = std::string(name) == "w_ih"   ? q.w_ih
+                            : std::string(name) == "w_hh" ? q.w_hh
+                            : std::string(name) == "b_ih" ? q.b_ih
+                                                          : q.b_hh;
+    v[v.size() / 2] = std::string(name) == "b_ih" ? INFINITY : NAN;
+    expect_rejected(q.params(), name);
+  }
 }
 
 class LstmBackwardBadInput : public LstmBadInput {

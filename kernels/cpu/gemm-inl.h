@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <utility>
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/cpu/gemm_panels.h"
 #include "seqk/gemm.h"
@@ -59,6 +60,15 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t lda, const float*
   using V = hn::Vec<GemmTag>;
   constexpr size_t kVecs = kPanels * kVecsPerPanel;
   if constexpr (kDepth != 0) depth = kDepth;
+
+  // The C rows to accumulate into are usually far away (the recurrent
+  // layers' input projection for this step, last touched long ago): start
+  // fetching them now so they arrive while the k loop runs.
+  if (accumulate) {
+    for (size_t r = 0; r < kRows; ++r)
+      for (size_t line = 0; line < kPanels * kPanelWidth; line += 64 / sizeof(float))
+        hwy::Prefetch(c + r * ldc + line);
+  }
 
   V acc[kRows][kVecs];
   for (size_t r = 0; r < kRows; ++r)

@@ -128,25 +128,30 @@ void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved, ThreadPoo
 void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, float* saved_cells,
                             ThreadPool* pool) const {
   pool = pool ? pool : &ThreadPool::global();
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), rows = steps * batch;
-  const int64_t gate_cols = kGatesPerUnit * padded_hidden_;
-
-  AlignedVector scratch_gates;
-  float* gates = saved_gates;
-  if (!gates) {
-    scratch_gates.resize(static_cast<size_t>(rows * gate_cols));
-    gates = scratch_gates.data();
-  }
-  gemm(ConstView(args.x.data(), {rows, input_size_}), w_ih_packed_, View(gates, {rows, gate_cols}),
-       {.bias = bias_.data()}, pool);
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  const int64_t gate_cols = kGatesPerUnit * padded_hidden_, step_gates = batch * gate_cols;
+  // The input projection runs a chunk of steps ahead of the recurrence, so
+  // the gates the recurrence accumulates into are still in cache, and
+  // inference needs only a chunk of scratch, not (T, B, 4H).
+  constexpr int64_t kChunkBytes = int64_t{2} << 20;
+  const int64_t chunk_steps = std::clamp<int64_t>(kChunkBytes / (step_gates * int64_t{sizeof(float)}), 1, steps);
+  AlignedVector scratch_gates(saved_gates ? 0 : static_cast<size_t>(chunk_steps * step_gates));
 
   AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
-  float* cells = saved_cells ? saved_cells : c0.data();
-  detail::run_lstm_forward_steps({steps, batch, hidden_size_, padded_hidden_, &w_hh_packed_, gates,
-                                  saved_gates != nullptr, args.h0.data(), c0.data(), cells, args.y.data(),
-                                  /*specialized=*/true, pool});
+  for (int64_t t0 = 0; t0 < steps; t0 += chunk_steps) {
+    const int64_t n = std::min(chunk_steps, steps - t0);
+    float* gates = saved_gates ? saved_gates + t0 * step_gates : scratch_gates.data();
+    gemm(ConstView(args.x.data() + t0 * batch * input_size_, {n * batch, input_size_}), w_ih_packed_,
+         View(gates, {n * batch, gate_cols}), {.bias = bias_.data()}, pool);
+    const float* h_prev = t0 == 0 ? args.h0.data() : args.y.data() + (t0 - 1) * batch * hidden_size_;
+    const float* c_prev = !saved_cells || t0 == 0 ? c0.data() : saved_cells + (t0 - 1) * batch * padded_hidden_;
+    float* cells = saved_cells ? saved_cells + t0 * batch * padded_hidden_ : c0.data();
+    detail::run_lstm_forward_steps({n, batch, hidden_size_, padded_hidden_, &w_hh_packed_, gates,
+                                    saved_gates != nullptr, h_prev, c_prev, cells,
+                                    args.y.data() + t0 * batch * hidden_size_, /*specialized=*/true, pool});
+  }
 
-  const float* last_cells = saved_cells ? saved_cells + (steps - 1) * batch * padded_hidden_ : cells;
+  const float* last_cells = saved_cells ? saved_cells + (steps - 1) * batch * padded_hidden_ : c0.data();
   if (!args.h_n.empty())
     std::memcpy(args.h_n.data(), args.y.data() + (steps - 1) * batch * hidden_size_,
                 batch * hidden_size_ * sizeof(float));
