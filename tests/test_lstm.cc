@@ -184,14 +184,15 @@ TEST_P(Lstm, ForwardMatchesReferenceAllSizes) {
   }
 }
 
-// The layer computes the input projection in chunks of time steps (about
-// 2 MiB of gates each) just ahead of the recurrence. With B = 64 and H = 129
-// a step's gates take 147 KiB, so T = 40 spans three chunks (14, 14, 12):
+// The layer computes the input projection in chunks of time steps just
+// ahead of the recurrence. With B = 64 and H = 129 a step's gates take
+// 147 KiB, so with a 2 MiB limit T = 40 spans three chunks (14, 14, 12):
 // chunk boundaries must carry h, c and the saved gates/cells over exactly.
 TEST_P(Lstm, ForwardAcrossInputProjectionChunks) {
   const Problem p = make_problem(17, 129, 64, 40, /*with_state=*/true);
   LstmLayer layer(p.D, p.H);
   layer.set_parameters(p.params());
+  layer.set_workspace_limit(int64_t{2} << 20);
   const RefLstmResult ref = p.reference();
   Outputs inf(p);
   layer.forward(inf.args(p));
@@ -405,12 +406,15 @@ struct Analytic {
   std::vector<float> dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
 };
 
+// workspace_limit > 0 makes the layer work in chunks of that many bytes of
+// gates (see LstmLayer::set_workspace_limit).
 Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, float fill,
-                      Analytic* reuse = nullptr) {
+                      Analytic* reuse = nullptr, int64_t workspace_limit = 0) {
   const Problem& p = g.p;
   const int64_t D = p.D, H = p.H, B = p.B, T = p.T;
   LstmLayer layer(D, H);
   layer.set_parameters(p.params());
+  if (workspace_limit > 0) layer.set_workspace_limit(workspace_limit);
   Outputs out(p);
   LstmSaved saved;
   layer.forward(out.args(p, c.with_state, c.with_state), saved);
@@ -481,6 +485,32 @@ TEST_P(Lstm, BackwardMatchesFiniteDifferences) {
 }
 
 // dx is optional: parameter gradients must not depend on whether it is wanted.
+// Forward and backward work through the sequence in chunks of steps; with a
+// tiny workspace limit every chunk is 1 step, and with 2 steps' worth of
+// gates (B·4Hp floats a step, Hp = H rounded up to 16) the chunks are 2, 2 or
+// 2, 1: chunk boundaries must pass dh, dc and the gate gradients of the step
+// after the chunk, and accumulate the weight gradients across chunks.
+TEST_P(Lstm, BackwardInChunksMatchesFiniteDifferences) {
+  for (const GradCase& c : {GradCase{3, 17, 2, 4, true}, GradCase{7, 33, 3, 3, true}, GradCase{3, 5, 2, 4, false}}) {
+    const int64_t step_bytes = c.B * 4 * ((c.H + 15) / 16 * 16) * int64_t{sizeof(float)};
+    for (int64_t limit : {int64_t{1}, 2 * step_bytes}) {
+      SCOPED_TRACE(describe(c) + " workspace limit " + std::to_string(limit) + " bytes");
+      const GradProblem g = make_grad_problem(c);
+      const FdGradients& fd = fd_gradients(c);
+      const Analytic a = run_backward(g, c, /*want_dx=*/true, NAN, nullptr, limit);
+      EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
+      if (c.with_state) {
+        EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
+        EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+      }
+      EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
+      EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
+      EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
+      EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+    }
+  }
+}
+
 TEST_P(Lstm, BackwardWithoutDx) {
   const GradCase c{3, 17, 2, 4, true};
   const GradProblem g = make_grad_problem(c);
@@ -583,6 +613,14 @@ TEST(LstmLayer, ConstructorRejectsBadSizes) {
   EXPECT_THROW(LstmLayer(3, 0), seqk::Error);
   EXPECT_THROW(LstmLayer(-1, 5), seqk::Error);
   EXPECT_THROW(LstmLayer(3, -4), seqk::Error);
+}
+
+TEST(LstmLayer, WorkspaceLimitMustBePositive) {
+  LstmLayer layer(3, 5);
+  EXPECT_THROW(layer.set_workspace_limit(0), seqk::Error);
+  EXPECT_THROW(layer.set_workspace_limit(-1), seqk::Error);
+  layer.set_workspace_limit(4096);
+  EXPECT_EQ(layer.workspace_limit(), 4096);
 }
 
 // ---------------------------------------------------------------------------

@@ -89,6 +89,16 @@ void LstmLayer::set_parameters(const LstmParams& params) {
   has_parameters_ = true;
 }
 
+void LstmLayer::set_workspace_limit(int64_t bytes) {
+  require(bytes > 0, "LSTM workspace limit must be positive, got ", bytes);
+  workspace_limit_ = bytes;
+}
+
+int64_t LstmLayer::chunk_steps(int64_t steps, int64_t batch) const {
+  const int64_t step_bytes = batch * kGatesPerUnit * padded_hidden_ * int64_t{sizeof(float)};
+  return std::clamp<int64_t>(workspace_limit_ / step_bytes, 1, steps);
+}
+
 void LstmLayer::check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0,
                                const ConstView& c0) const {
   require(has_parameters_, "LSTM parameters are not set (call set_parameters first)");
@@ -133,13 +143,12 @@ void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, flo
   // The input projection runs a chunk of steps ahead of the recurrence, so
   // the gates the recurrence accumulates into are still in cache, and
   // inference needs only a chunk of scratch, not (T, B, 4H).
-  constexpr int64_t kChunkBytes = int64_t{2} << 20;
-  const int64_t chunk_steps = std::clamp<int64_t>(kChunkBytes / (step_gates * int64_t{sizeof(float)}), 1, steps);
-  AlignedVector scratch_gates(saved_gates ? 0 : static_cast<size_t>(chunk_steps * step_gates));
+  const int64_t chunk = chunk_steps(steps, batch);
+  AlignedVector scratch_gates(saved_gates ? 0 : static_cast<size_t>(chunk * step_gates));
 
   AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
-  for (int64_t t0 = 0; t0 < steps; t0 += chunk_steps) {
-    const int64_t n = std::min(chunk_steps, steps - t0);
+  for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
+    const int64_t n = std::min(chunk, steps - t0);
     float* gates = saved_gates ? saved_gates + t0 * step_gates : scratch_gates.data();
     gemm(ConstView(args.x.data() + t0 * batch * input_size_, {n * batch, input_size_}), w_ih_packed_,
          View(gates, {n * batch, gate_cols}), {.bias = bias_.data()}, pool);
@@ -161,7 +170,7 @@ void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, flo
 void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads,
                          ThreadPool* pool) const {
   check_sequence(args.x, args.y, args.h0, args.c0);
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), rows = steps * batch;
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   const int64_t gates = kGatesPerUnit * hidden_size_, gate_cols = kGatesPerUnit * padded_hidden_;
   require(!saved.gates_.empty(), "saved is empty: run the training forward (with LstmSaved) first");
   require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
@@ -181,31 +190,52 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
   require_shape(grads.b_hh, "grads.b_hh", {gates});
   pool = pool ? pool : &ThreadPool::global();
 
+  // From the last chunk of steps to the first: the recurrence over the
+  // chunk, then, while its gate gradients are in cache, their share of dx
+  // and of the weight gradients. The recurrence of a chunk needs the gate
+  // gradients of the step after it, so two chunk buffers alternate.
+  const int64_t chunk = chunk_steps(steps, batch), step_gates = batch * gate_cols;
+  const int64_t inputs = input_size_ + hidden_size_;
   AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
   AlignedVector dh = padded_state(args.dh_n, batch, hidden_size_, padded_hidden_);
   AlignedVector dc = padded_state(args.dc_n, batch, hidden_size_, padded_hidden_);
-  AlignedVector dgates(static_cast<size_t>(rows * gate_cols));
-  detail::run_lstm_backward_steps({steps, batch, hidden_size_, padded_hidden_, &w_hh_t_packed_, saved.gates_.data(),
-                                   saved.cells_.data(), c0.data(), args.dy.data(), dh.data(), dc.data(),
-                                   dgates.data(), /*specialized=*/true, pool});
-  const ConstView dgates_view(dgates.data(), {rows, gate_cols});
-
-  // [dW_ih | dW_hh] = dGᵀ · [x_t | h_{t-1}] over all (t, b) in one GEMM.
-  const int64_t inputs = input_size_ + hidden_size_;
-  AlignedVector x_h(static_cast<size_t>(rows * inputs), 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(&x_h[r * inputs], args.x.data() + r * input_size_, input_size_ * sizeof(float));
-    const float* h_prev = r < batch ? (args.h0.empty() ? nullptr : args.h0.data() + r * hidden_size_)
-                                    : args.y.data() + (r - batch) * hidden_size_;
-    if (h_prev) std::memcpy(&x_h[r * inputs + input_size_], h_prev, hidden_size_ * sizeof(float));
-  }
-  AlignedVector dw(static_cast<size_t>(gate_cols * inputs));
-  gemm(dgates_view.transposed(), PackedMatrix(ConstView(x_h.data(), {rows, inputs}).transposed()),
-       View(dw.data(), {gate_cols, inputs}), {}, pool);
-
+  AlignedVector dgates[2] = {AlignedVector(static_cast<size_t>(chunk * step_gates)),
+                             AlignedVector(static_cast<size_t>(chunk * step_gates))};
+  AlignedVector x_h(static_cast<size_t>(chunk * batch * inputs), 0.0f);  // rows [x_t | h_{t-1}]
+  AlignedVector dw(static_cast<size_t>(gate_cols * inputs));              // [dW_ih | dW_hh], blocked rows
   std::vector<double> db(static_cast<size_t>(gate_cols), 0.0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t col = 0; col < gate_cols; ++col) db[col] += dgates[r * gate_cols + col];
+  const float* dgates_after = nullptr;
+  for (int64_t t1 = steps, which = 0; t1 > 0; which ^= 1) {
+    const int64_t t0 = std::max<int64_t>(0, t1 - chunk), rows = (t1 - t0) * batch;
+    float* dg = dgates[which].data();
+    detail::run_lstm_backward_steps(
+        {t1 - t0, batch, hidden_size_, padded_hidden_, &w_hh_t_packed_, saved.gates_.data() + t0 * step_gates,
+         saved.cells_.data() + t0 * batch * padded_hidden_,
+         t0 == 0 ? c0.data() : saved.cells_.data() + (t0 - 1) * batch * padded_hidden_,
+         args.dy.data() + t0 * batch * hidden_size_, dgates_after, dh.data(), dc.data(), dg, /*specialized=*/true,
+         pool});
+    const ConstView dg_view(dg, {rows, gate_cols});
+
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t row = t0 * batch + r;  // (t, b) of the whole sequence
+      std::memcpy(&x_h[r * inputs], args.x.data() + row * input_size_, input_size_ * sizeof(float));
+      const float* h_prev = row >= batch  ? args.y.data() + (row - batch) * hidden_size_
+                            : args.h0.empty() ? nullptr
+                                              : args.h0.data() + row * hidden_size_;
+      float* h_dst = &x_h[r * inputs + input_size_];
+      if (h_prev) std::memcpy(h_dst, h_prev, hidden_size_ * sizeof(float));
+      else std::fill(h_dst, h_dst + hidden_size_, 0.0f);
+    }
+    gemm(dg_view.transposed(), PackedMatrix(ConstView(x_h.data(), {rows, inputs}).transposed()),
+         View(dw.data(), {gate_cols, inputs}), {.accumulate = t1 != steps}, pool);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t col = 0; col < gate_cols; ++col) db[col] += dg[r * gate_cols + col];
+    if (!args.dx.empty())
+      gemm(dg_view, w_ih_t_packed_, View(args.dx.data() + t0 * batch * input_size_, {rows, input_size_}), {}, pool);
+
+    dgates_after = dg;
+    t1 = t0;
+  }
 
   for (int64_t r = 0; r < gate_cols; ++r) {
     const int64_t source = gate_order_[static_cast<size_t>(r)];
@@ -216,9 +246,8 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
     grads.b_ih.data()[source] = grads.b_hh.data()[source] = static_cast<float>(db[r]);
   }
 
-  if (!args.dx.empty()) gemm(dgates_view, w_ih_t_packed_, View(args.dx.data(), {rows, input_size_}), {}, pool);
-  if (!args.dh0.empty())
-    gemm(ConstView(dgates.data(), {batch, gate_cols}), w_hh_t_packed_, args.dh0, {}, pool);
+  // dgates_after now holds the gate gradients of step 0.
+  if (!args.dh0.empty()) gemm(ConstView(dgates_after, {batch, gate_cols}), w_hh_t_packed_, args.dh0, {}, pool);
   if (!args.dc0.empty()) unpad_state(dc.data(), batch, hidden_size_, padded_hidden_, args.dc0.data());
 }
 

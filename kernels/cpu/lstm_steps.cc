@@ -38,8 +38,8 @@ void LstmForwardRecurrence(const detail::LstmForwardSteps& s) {
     HWY_ALIGN float h_block[kUnits];
     for (size_t t = 0; t < static_cast<size_t>(s.steps); ++t) {
       float* gates = s.gates + t * batch * gate_cols;
-      const float* h_prev = t == 0 ? s.h0 : s.y + (t - 1) * batch * hidden;
-      const float* c_prev = t == 0 ? s.c0 : s.save_gates ? s.cells + (t - 1) * batch * padded : s.cells;
+      const float* h_prev = t == 0 ? s.h_before : s.y + (t - 1) * batch * hidden;
+      const float* c_prev = t == 0 ? s.c_before : s.save_gates ? s.cells + (t - 1) * batch * padded : s.cells;
       float* c_next = s.save_gates ? s.cells + t * batch * padded : s.cells;
       float* y = s.y + t * batch * hidden;
       for (size_t u = mine.begin; u < mine.end; ++u) {
@@ -70,13 +70,15 @@ void LstmBackwardRecurrence(const detail::LstmBackwardSteps& s) {
       const float* gates = s.gates + t * batch * gate_cols;
       float* dgates = s.dgates + t * batch * gate_cols;
       const float* c_t = s.cells + t * batch * padded;
-      const float* c_prev = t == 0 ? s.c0 : s.cells + (t - 1) * batch * padded;
+      const float* c_prev = t == 0 ? s.c_before : s.cells + (t - 1) * batch * padded;
       const float* dy = s.dy + t * batch * hidden;
       // The recurrent part of dL/dh_t for this thread's units, in one GEMM so
-      // the tiles span several panels; at the last step s.dh holds dL/dh_T.
-      if (t + 1 < static_cast<size_t>(s.steps) && mine.begin < mine.end) {
-        GemmPanels({dgates + batch * gate_cols, gate_cols, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded,
-                    nullptr, /*accumulate=*/false, s.specialized});
+      // the tiles span several panels; at the end of the sequence s.dh
+      // already holds dL/dh_T.
+      const float* dgates_after = t + 1 < static_cast<size_t>(s.steps) ? dgates + batch * gate_cols : s.dgates_after;
+      if (dgates_after && mine.begin < mine.end) {
+        GemmPanels({dgates_after, gate_cols, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
+                    /*accumulate=*/false, s.specialized});
       }
       for (size_t u = mine.begin; u < mine.end; ++u) {
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);

@@ -17,33 +17,38 @@ namespace seqk::detail {
 inline constexpr int64_t kGatesPerUnit = 4;
 inline constexpr int64_t kBlockGateCols = kGatesPerUnit * kPanelWidth;
 
+// A run of consecutive time steps (a chunk of the sequence or all of it).
 struct LstmForwardSteps {
   int64_t steps, batch, hidden, padded_hidden;
   const PackedMatrix* w_hh;  // (4Hp, H), blocked rows
-  // (T, B, 4Hp): the input projection plus both biases on entry; with
+  // (steps, B, 4Hp): the input projection plus both biases on entry; with
   // save_gates the activated gates on return.
   float* gates;
   bool save_gates;
-  const float* h0;        // (B, H), or null for zeros
-  const float* c0;        // (B, Hp): c_0, padded with zeros
-  float* cells;           // save_gates: (T, B, Hp) c_1..c_T; else (B, Hp) c_t in place (may equal c0)
-  float* y;               // (T, B, H)
+  const float* h_before;  // (B, H): h before the first step, or null for zeros
+  const float* c_before;  // (B, Hp): c before the first step, padded with zeros
+  float* cells;           // save_gates: (steps, B, Hp) c_t; else (B, Hp) c_t in place (may equal c_before)
+  float* y;               // (steps, B, H)
   bool specialized;
   ThreadPool* pool;
 };
 
+// A run of consecutive time steps, processed from the last to the first.
 struct LstmBackwardSteps {
   int64_t steps, batch, hidden, padded_hidden;
   const PackedMatrix* w_hh_t;  // (H, 4Hp): W_hh transposed, blocked columns
-  const float* gates;          // (T, B, 4Hp) activated, from the training forward
-  const float* cells;          // (T, B, Hp) c_1..c_T
-  const float* c0;             // (B, Hp)
-  const float* dy;             // (T, B, H)
-  // (B, Hp): on entry dL/dh_T from outside the sequence (zeros if none); used
-  // as scratch for the recurrent part of dL/dh_t.
+  const float* gates;          // (steps, B, 4Hp) activated, from the training forward
+  const float* cells;          // (steps, B, Hp) c_t
+  const float* c_before;       // (B, Hp): c before the first step
+  const float* dy;             // (steps, B, H)
+  // (B, 4Hp): dL/d(gates) of the step after the last one, or null when the
+  // last step is the end of the sequence.
+  const float* dgates_after;
+  // (B, Hp): scratch for the recurrent part of dL/dh_t; on entry, when
+  // dgates_after is null, dL/dh of the last step from outside the sequence.
   float* dh;
-  float* dc;                   // (B, Hp): on entry dL/dc_T, on return dL/dc_0
-  float* dgates;               // (T, B, 4Hp): dL/d(pre-activation gates)
+  float* dc;      // (B, Hp): on entry dL/dc of the last step, on return dL/dc before the first
+  float* dgates;  // (steps, B, 4Hp): dL/d(pre-activation gates)
   bool specialized;
   ThreadPool* pool;
 };

@@ -77,6 +77,13 @@ class LstmLayer {
   // Copies and packs the parameters; call again after they change.
   void set_parameters(const LstmParams& params);
 
+  // The layer works through the sequence in chunks of time steps whose gate
+  // activations take at most this many bytes (at least one step), which
+  // bounds its scratch memory: inference and backward need O(chunk), not
+  // O(T·B·H). Larger chunks amortise the per-chunk GEMM calls.
+  void set_workspace_limit(int64_t bytes);
+  int64_t workspace_limit() const { return workspace_limit_; }
+
   // Inference: saves nothing.
   void forward(const LstmForwardArgs& args, ThreadPool* pool = nullptr) const;
   // Training: also fills `saved` for backward.
@@ -89,9 +96,11 @@ class LstmLayer {
   void check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0, const ConstView& c0) const;
   void check_forward(const LstmForwardArgs& args) const;
   void run_forward(const LstmForwardArgs& args, float* saved_gates, float* saved_cells, ThreadPool* pool) const;
+  int64_t chunk_steps(int64_t steps, int64_t batch) const;
 
   int64_t input_size_, hidden_size_, padded_hidden_;
   bool has_parameters_ = false;
+  int64_t workspace_limit_ = int64_t{8} << 20;
   std::vector<int64_t> gate_order_;  // blocked gate row -> PyTorch row (or -1)
   PackedMatrix w_ih_packed_;         // (4Hp, D) blocked
   PackedMatrix w_hh_packed_;         // (4Hp, H) blocked
