@@ -1,0 +1,105 @@
+// seqk::gemm at the shapes the LSTM rows run (input projection, recurrent
+// step, weight gradient), specialised vs generic micro-kernels (claim H1),
+// and the same GEMM pinned to each SIMD target (claim H2).
+#include <benchmark/benchmark.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/bench_main.h"
+#include "bench/bench_util.h"
+#include "bench/lstm_shapes.h"
+#include "bench/machine_context.h"
+#include "seqk/gemm.h"
+#include "seqk/simd.h"
+
+namespace seqk_bench {
+namespace {
+
+constexpr double kMinTimeSeconds = 0.3;
+
+struct GemmCase {
+  int64_t m, n, k;
+  bool transpose_a = false;  // A read through a transposed view, as a weight gradient does
+  bool specialized = true;   // GemmArgs::specialized
+  std::optional<seqk::SimdTarget> target = std::nullopt;  // pinned target; none: what dispatch picks
+};
+
+std::string gemm_shape_name(const GemmCase& c) {
+  return "M:" + std::to_string(c.m) + "/N:" + std::to_string(c.n) + "/K:" + std::to_string(c.k);
+}
+
+// Times C = A·Bᵀ with B packed beforehand: packing weights is a one-off per
+// parameter update, so it is not part of the kernel's time.
+void bench_gemm(benchmark::State& state, GemmCase c, std::string label) {
+  const std::vector<float> a = uniform_random(c.m * c.k, 1.0f, 1);
+  const std::vector<float> b = uniform_random(c.n * c.k, 1.0f, 2);
+  std::vector<float> out(c.m * c.n);
+  const seqk::ConstView a_view =
+      c.transpose_a ? seqk::ConstView(a.data(), {c.k, c.m}).transposed() : seqk::ConstView(a.data(), {c.m, c.k});
+  const seqk::PackedMatrix packed_b(seqk::ConstView(b.data(), {c.n, c.k}));
+  const seqk::View out_view(out.data(), {c.m, c.n});
+  seqk::GemmArgs args;
+  args.specialized = c.specialized;
+
+  std::optional<seqk::ScopedSimdTarget> pin;
+  if (c.target) pin.emplace(c.target->bits);
+  auto run = [&] { seqk::gemm(a_view, packed_b, out_view, args); };
+  run();  // warm-up: first touch of C
+  const double seconds = time_loop(state, run);
+  // A pinned row is measured against its own target's peak (claim H2).
+  const double peak = c.target ? peak_gflops_of_target(c.target->name) : machine_peaks().gflops;
+  report_throughput(state, 2.0 * c.m * c.n * c.k, seconds, peak);
+  state.SetLabel(label);
+}
+
+void register_gemm(const std::string& family, const GemmCase& c, const std::string& label) {
+  benchmark::RegisterBenchmark((family + "/" + gemm_shape_name(c)).c_str(), skipping_errors(bench_gemm), c, label)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(kMinTimeSeconds);
+}
+
+void register_lstm_shapes() {
+  for (const LstmShape& s : kStandardLstmShapes) {
+    const int64_t rows = s.steps * s.batch, gates = 4 * s.hidden;
+    const std::string label = "lstm " + lstm_shape_name(s);
+    register_gemm("gemm/input_proj", {.m = rows, .n = gates, .k = s.input}, label);
+    register_gemm("gemm/recurrent_step", {.m = s.batch, .n = gates, .k = s.hidden}, label);
+    // dW_ih = dGatesᵀ · X: A is the (T·B, 4H) gate gradient read transposed.
+    register_gemm("gemm/weight_grad", {.m = gates, .n = s.input, .k = rows, .transpose_a = true}, label);
+  }
+}
+
+// Claim H1: the same shapes through the K-specialised and the generic
+// micro-kernels, both as a large projection and as a small recurrent step.
+void register_specialized_vs_generic() {
+  for (const int64_t k : {256, 512}) {
+    for (const int64_t m : {64, 8192}) {
+      for (const bool specialized : {true, false}) {
+        register_gemm(specialized ? "gemm_h1/specialized" : "gemm_h1/generic",
+                      {.m = m, .n = 4 * k, .k = k, .specialized = specialized}, "H1");
+      }
+    }
+  }
+}
+
+// Claim H2: the B=64 input projection on every SIMD target. The emulated
+// targets (EMU128, SCALAR) are not SIMD and would take seconds per call.
+void register_per_target() {
+  for (const seqk::SimdTarget& target : seqk::available_simd_targets()) {
+    if (target.name == "EMU128" || target.name == "SCALAR") continue;
+    register_gemm("gemm_h2/" + target.name, {.m = 64 * 128, .n = 2048, .k = 512, .target = target}, "H2");
+  }
+}
+
+}  // namespace
+
+void register_benchmarks() {
+  register_lstm_shapes();
+  register_specialized_vs_generic();
+  register_per_target();
+}
+
+}  // namespace seqk_bench

@@ -1,0 +1,125 @@
+// LSTM layer forward (inference) and forward+backward (training) at the
+// standard shapes, seqk beside oneDNN's LSTM primitive when it is built in.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bench/bench_main.h"
+#include "bench/bench_util.h"
+#include "bench/lstm_shapes.h"
+#include "bench/machine_context.h"
+#include "seqk/lstm.h"
+#include "seqk/thread_pool.h"
+
+#if SEQK_HAVE_ONEDNN
+#include <cstdlib>
+
+#include "bench/child_process.h"
+#include "bench/onednn_lstm.h"
+#endif
+
+namespace seqk_bench {
+namespace {
+
+// Long enough to average over scheduler noise on a shared 2-vCPU machine,
+// short enough that the suite with 3 repetitions stays within minutes.
+constexpr double kMinTimeSeconds = 0.5;
+
+void bench_seqk_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) {
+  const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
+  const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));  // PyTorch's LSTM initialisation
+  const std::vector<float> w_ih = uniform_random(4 * H * D, weight_bound, 1);
+  const std::vector<float> w_hh = uniform_random(4 * H * H, weight_bound, 2);
+  const std::vector<float> b_ih = uniform_random(4 * H, weight_bound, 3);
+  const std::vector<float> b_hh = uniform_random(4 * H, weight_bound, 4);
+  const std::vector<float> x = uniform_random(T * B * D, 1.0f, 5);
+  const std::vector<float> dy = uniform_random(T * B * H, 1.0f, 6);
+  std::vector<float> y(T * B * H), dx(T * B * D);
+  std::vector<float> dw_ih(w_ih.size()), dw_hh(w_hh.size()), db_ih(b_ih.size()), db_hh(b_hh.size());
+
+  seqk::LstmLayer layer(D, H);
+  layer.set_parameters({{w_ih.data(), {4 * H, D}}, {w_hh.data(), {4 * H, H}}, {b_ih.data(), {4 * H}}, {b_hh.data(), {4 * H}}});
+  seqk::LstmForwardArgs forward;  // zero initial states, final states not wanted
+  forward.x = {x.data(), {T, B, D}};
+  forward.y = {y.data(), {T, B, H}};
+  seqk::LstmBackwardArgs backward;
+  backward.x = forward.x;
+  backward.y = forward.y;
+  backward.dy = {dy.data(), {T, B, H}};
+  backward.dx = {dx.data(), {T, B, D}};
+  const seqk::LstmGrads grads{{dw_ih.data(), {4 * H, D}}, {dw_hh.data(), {4 * H, H}}, {db_ih.data(), {4 * H}},
+                              {db_hh.data(), {4 * H}}};
+  seqk::LstmSaved saved;
+
+  auto run = [&] {
+    if (pass == LstmPass::kForward) {
+      layer.forward(forward);
+    } else {
+      layer.forward(forward, saved);
+      layer.backward(backward, saved, grads);
+    }
+  };
+  run();  // warm-up: sizes `saved`, first-touches the outputs
+  const double seconds = time_loop(state, run);
+  report_throughput(state, lstm_flops(shape, pass), seconds, machine_peaks().gflops);
+}
+
+#if SEQK_HAVE_ONEDNN
+// oneDNN 2.6.3 segfaults on some RNN configurations on some CPUs, and a hang
+// is possible too: SEQK_PEER_TIMEOUT_S bounds one child's run.
+double peer_timeout_seconds() {
+  const char* env = std::getenv("SEQK_PEER_TIMEOUT_S");
+  return env != nullptr && std::atof(env) > 0 ? std::atof(env) : 300.0;
+}
+
+void bench_onednn_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) {
+  const int threads = seqk::ThreadPool::global().num_threads();  // the same cores seqk gets
+  const int64_t iterations = state.max_iterations;
+  const ChildTiming timing = time_in_child(
+      [&] { return onednn_lstm_iteration_seconds(shape, pass, iterations, threads); }, peer_timeout_seconds());
+  std::string error = timing.error;
+  if (error.empty() && timing.seconds.size() != static_cast<size_t>(iterations)) {
+    error = "returned " + std::to_string(timing.seconds.size()) + " timings for " + std::to_string(iterations) +
+            " iterations";
+  }
+  if (!error.empty()) {
+    state.SkipWithError(("oneDNN " + error).c_str());
+    return;
+  }
+  double total_seconds = 0;
+  size_t i = 0;
+  for (auto _ : state) {
+    state.SetIterationTime(timing.seconds[i]);
+    total_seconds += timing.seconds[i++];
+  }
+  report_throughput(state, lstm_flops(shape, pass), total_seconds, machine_peaks().gflops);
+}
+#endif
+
+}  // namespace
+
+void register_benchmarks() {
+#if SEQK_HAVE_ONEDNN
+  benchmark::AddCustomContext("onednn_version", onednn_version());
+#endif
+  for (const LstmPass pass : {LstmPass::kForward, LstmPass::kForwardBackward}) {
+    for (const LstmShape& shape : kStandardLstmShapes) {
+      benchmark::RegisterBenchmark(lstm_row_name(pass, "seqk", shape).c_str(), skipping_errors(bench_seqk_lstm), shape,
+                                   pass)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+#if SEQK_HAVE_ONEDNN
+      // Timed in the child; the parent reports those times.
+      benchmark::RegisterBenchmark(lstm_row_name(pass, "onednn", shape).c_str(), bench_onednn_lstm, shape, pass)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+#endif
+    }
+  }
+}
+
+}  // namespace seqk_bench

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Summarise seqk Google Benchmark JSON files as Markdown (on stdout).
+
+Usage: summarize.py RESULT.json [RESULT.json ...] > summary.md
+
+Rows are recognised by name, as bench/ registers them:
+  lstm_fwd/<impl>/B:../D:../H:../T:..   lstm_fwdbwd/...   (impl: seqk, onednn)
+  gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
+  gemm_h2/<SIMD target>/...
+Results of different machines (host name + CPU model) get one section each.
+With repetitions, a row's time and counters are the median over them.
+"""
+
+import json
+import re
+import statistics
+import sys
+from collections import OrderedDict
+
+TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+SHAPE_PARAM = re.compile(r"^([A-Z]):(\d+)$")
+# On a shared machine other load comes in bursts that can halve a row's
+# speed for one repetition; such rows are flagged rather than trusted.
+NOISY_SPREAD = 1.25
+NOISY_NOTE = (f"\\* repetitions of this row differ by more than {round((NOISY_SPREAD - 1) * 100)}% "
+              "(other load on the machine?): its median is less certain.")
+CONTEXT_FIELDS = [
+    ("executable", "binary"),
+    ("date", "date"),
+    ("cpu_model", "CPU"),
+    ("num_cpus", "logical CPUs"),
+    ("simd_target", "SIMD target"),
+    ("threads", "threads"),
+    ("fma_peak_gflops", "FMA peak GFLOP/s"),
+    ("onednn_version", "oneDNN"),
+    ("commit", "commit"),
+]
+
+
+class Row:
+    """All repetitions of one benchmark row."""
+
+    def __init__(self, name, context):
+        self.context = context  # of the file the row came from: its peaks are the row's
+        parts = name.split("/")
+        self.family = parts[0]
+        self.variant = parts[1] if len(parts) > 1 else ""
+        # Name parts Google Benchmark appends (min_time:..., real_time) are not shape parameters.
+        self.shape = {}
+        for part in parts[2:]:
+            match = SHAPE_PARAM.match(part)
+            if match:
+                self.shape[match.group(1)] = int(match.group(2))
+        self.label = ""
+        self.times_ms = []
+        self.counters = {}
+        self.aggregate_medians = {}
+        self.errors = []
+
+    def add(self, entry):
+        self.label = entry.get("label", self.label)
+        if entry.get("error_occurred"):
+            self.errors.append(entry.get("error_message", "error"))
+            return
+        scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
+        values = {"time_ms": entry.get("real_time", 0.0) * scale}
+        for key in ("GFLOP/s", "pct_peak"):
+            if key in entry:
+                values[key] = entry[key]
+        if entry.get("run_type") == "aggregate":
+            if entry.get("aggregate_name") == "median":
+                self.aggregate_medians = values
+            return
+        self.times_ms.append(values["time_ms"])
+        for key, value in values.items():
+            self.counters.setdefault(key, []).append(value)
+
+    def ok(self):
+        return bool(self.times_ms) or bool(self.aggregate_medians)
+
+    def value(self, key):
+        """Median over repetitions (or the file's median aggregate), None if absent."""
+        if key in self.counters:
+            return statistics.median(self.counters[key])
+        return self.aggregate_medians.get(key)
+
+    def repetitions(self):
+        return len(self.times_ms)
+
+    def best_ms(self):
+        return min(self.times_ms) if self.times_ms else None
+
+    def time_cell(self):
+        """Median ms, marked * when repetitions disagree (see NOISY_NOTE)."""
+        if not self.ok():
+            return failure(self)
+        noisy = len(self.times_ms) > 1 and max(self.times_ms) > NOISY_SPREAD * min(self.times_ms)
+        return fmt(self.value("time_ms")) + (" *" if noisy else "")
+
+
+class Machine:
+    def __init__(self):
+        self.contexts = []
+        self.rows = OrderedDict()
+
+    def rows_of(self, family):
+        """The family's rows in a stable order (runs may interleave them randomly)."""
+        rows = [row for row in self.rows.values() if row.family == family]
+        return sorted(rows, key=lambda row: (row.variant, tuple(row.shape.values())))
+
+    def find(self, family, variant, shape):
+        for row in self.rows.values():
+            if row.family == family and row.variant == variant and row.shape == shape:
+                return row
+        return None
+
+
+def load(paths):
+    machines = OrderedDict()
+    unreadable = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            unreadable.append(f"{path}: {e}")
+            continue
+        if not isinstance(data, dict):
+            unreadable.append(f"{path}: not a Google Benchmark JSON object")
+            continue
+        context = data.get("context", {})
+        key = (context.get("host_name", "?"), context.get("cpu_model", "?"))
+        machine = machines.setdefault(key, Machine())
+        machine.contexts.append(context)
+        for entry in data.get("benchmarks", []):
+            name = entry.get("run_name", entry.get("name", ""))
+            machine.rows.setdefault(name, Row(name, context)).add(entry)
+    return machines, unreadable
+
+
+def number(text):
+    """A context value (benchmark stores them as strings) as a float, or None."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt(value, digits=3):
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:.0f}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def failure(row):
+    """Short cell text for a row with no numbers."""
+    if row is None:
+        return "–"
+    message = row.errors[0] if row.errors else "no data"
+    if "crashed" in message:
+        return "crashed"
+    if "timed out" in message:
+        return "timed out"
+    return "failed"
+
+
+def context_section(machine):
+    header = ["", *[c.get("executable", "?").split("/")[-1] for c in machine.contexts]]
+    rows = []
+    for key, title in CONTEXT_FIELDS[1:]:
+        values = [c.get(key) for c in machine.contexts]
+        if key == "fma_peak_gflops":
+            values = [fmt(number(v), 4) if v is not None else None for v in values]
+        if any(v is not None for v in values):
+            rows.append([title, *["–" if v is None else v for v in values]])
+    return table(header, rows)
+
+
+def shape_cells(shape, keys):
+    return [shape.get(k, "–") for k in keys]
+
+
+def lstm_section(machine, notes):
+    rows = []
+    for family, title in (("lstm_fwd", "forward"), ("lstm_fwdbwd", "fwd+bwd")):
+        for seqk in machine.rows_of(family):
+            if seqk.variant != "seqk":
+                continue
+            peer = machine.find(family, "onednn", seqk.shape)
+            seqk_ms = seqk.value("time_ms")
+            peer_ms = peer.value("time_ms") if peer is not None and peer.ok() else None
+            if peer is not None and not peer.ok():
+                ratio = failure(peer)
+                shape = " ".join(f"{k}={v}" for k, v in seqk.shape.items())
+                notes.append(f"oneDNN {title} {shape}: {peer.errors[0] if peer.errors else 'no data'}")
+            else:
+                ratio = fmt(peer_ms / seqk_ms) if seqk_ms and peer_ms else "–"
+            rows.append([
+                title, *shape_cells(seqk.shape, "BDHT"),
+                seqk.time_cell(),
+                peer.time_cell() if peer is not None else "–",
+                ratio, fmt(seqk.value("GFLOP/s")), fmt(seqk.value("pct_peak"), 2),
+                fmt(peer.value("GFLOP/s")) if peer_ms else "–",
+            ])
+    if not rows:
+        return "No LSTM rows."
+    return table(["pass", "B", "D", "H", "T", "seqk ms", "oneDNN ms", "oneDNN/seqk time",
+                  "seqk GFLOP/s", "seqk % peak", "oneDNN GFLOP/s"], rows) + \
+        "\n\noneDNN/seqk time > 1 means seqk is faster."
+
+
+def gemm_section(machine):
+    rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
+             row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
+            for row in machine.rows_of("gemm")]
+    if not rows:
+        return "No GEMM rows."
+    return table(["role", "M", "N", "K", "for", "ms", "GFLOP/s", "% peak"], rows)
+
+
+def h1_section(machine):
+    rows = []
+    for specialized in machine.rows_of("gemm_h1"):
+        if specialized.variant != "specialized":
+            continue
+        generic = machine.find("gemm_h1", "generic", specialized.shape)
+        spec_ms = specialized.value("time_ms")
+        gen_ms = generic.value("time_ms") if generic is not None and generic.ok() else None
+        speedup = fmt(gen_ms / spec_ms) if spec_ms and gen_ms else "–"
+        spec_best, gen_best = specialized.best_ms(), generic.best_ms() if generic is not None else None
+        best_speedup = fmt(gen_best / spec_best) if spec_best and gen_best else "–"
+        rows.append([*shape_cells(specialized.shape, "MNK"), specialized.time_cell(),
+                     generic.time_cell() if generic is not None else "–", speedup, best_speedup,
+                     fmt(specialized.value("pct_peak"), 2),
+                     fmt(generic.value("pct_peak"), 2) if gen_ms else "–"])
+    if not rows:
+        return "No H1 rows."
+    return table(["M", "N", "K", "specialised ms", "generic ms", "generic/specialised time",
+                  "same, best times", "specialised % peak", "generic % peak"], rows) + \
+        "\n\ngeneric/specialised time > 1 means the specialised kernels are faster. Other load only " \
+        "slows a run down, so the ratio of the best times is the less noisy one on a busy machine."
+
+
+def h2_section(machine):
+    gemm = {row.variant: row for row in machine.rows_of("gemm_h2")}
+    # The peaks the H2 rows were divided by, else those of any file.
+    contexts = [row.context for row in gemm.values()] + machine.contexts
+    peaks = {}
+    for context in contexts:
+        for key, value in context.items():
+            if key.startswith("fma_peak_gflops_"):
+                peaks.setdefault(key[len("fma_peak_gflops_"):], number(value))
+    rows = []
+    by_peak = sorted(peaks, key=lambda t: -(peaks[t] or 0))
+    for target in by_peak + [t for t in gemm if t not in peaks]:
+        row = gemm.get(target)
+        rows.append([target, fmt(peaks.get(target)),
+                     row.time_cell() if row is not None else "–",
+                     fmt(row.value("GFLOP/s")) if row is not None and row.ok() else "–",
+                     fmt(row.value("pct_peak"), 2) if row is not None and row.ok() else "–"])
+    if not rows:
+        return "No per-target rows."
+    shape = next(iter(gemm.values())).shape if gemm else {}
+    what = "GEMM " + " ".join(f"{k}={v}" for k, v in shape.items()) if shape else "GEMM"
+    return table(["target", "FMA peak GFLOP/s", f"{what} ms", "GFLOP/s", "% of target peak"], rows)
+
+
+def summarize(paths):
+    machines, unreadable = load(paths)
+    out = ["# seqk benchmark summary", ""]
+    for path_error in unreadable:
+        out += [f"Could not read {path_error}", ""]
+    for (host, cpu), machine in machines.items():
+        notes = []
+        reps = max((row.repetitions() for row in machine.rows.values()), default=0)
+        out += [f"## {host} ({cpu})", "", context_section(machine), "",
+                f"Times are wall-clock medians over {reps} repetition(s); % peak is of the measured "
+                "FMA peak on all threads.", "", NOISY_NOTE, "",
+                "### LSTM layer", "", lstm_section(machine, notes), ""]
+        out += [f"- {note}" for note in notes] + ([""] if notes else [])
+        out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
+                "### H1: specialised vs generic GEMM micro-kernels", "", h1_section(machine), "",
+                "### H2: one source on every SIMD target", "", h2_section(machine), ""]
+    return "\n".join(out)
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    print(summarize(argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

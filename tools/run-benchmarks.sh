@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Quick start #1: build seqk with its benchmarks, run them, and summarise.
+#
+#   tools/run-benchmarks.sh [extra Google Benchmark flags]
+#   e.g. tools/run-benchmarks.sh --benchmark_filter=lstm --benchmark_repetitions=1
+#
+# Results go to results/<host>-<timestamp>/: one JSON file per benchmark
+# binary and summary.md. Extra flags come after the defaults, so they win.
+# Environment: SEQK_BUILD_DIR (default build), SEQK_RESULTS_DIR (default
+# results), SEQK_NUM_THREADS (threads for seqk and the oneDNN peer).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build_dir="${SEQK_BUILD_DIR:-build}"
+
+if [[ -x tools/setup.sh ]]; then
+  tools/setup.sh
+fi
+
+if [[ -f "$build_dir/build.ninja" ]]; then
+  meson configure "$build_dir" -Dbenchmarks=true
+else
+  meson setup "$build_dir" -Dbenchmarks=true
+fi
+ninja -C "$build_dir"
+
+out="${SEQK_RESULTS_DIR:-results}/$(hostname)-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+
+# 5 repetitions: the default suite takes about 2-3 minutes on 2 vCPUs.
+# Interleaving them at random spreads a burst of load from other processes
+# over several rows' repetitions instead of spoiling every repetition of one.
+binaries=(bench_lstm bench_gemm)
+for i in "${!binaries[@]}"; do
+  name="${binaries[$i]}"
+  echo "== [$((i + 1))/${#binaries[@]}] $name -> $out/$name.json" >&2
+  "$build_dir/bench/$name" \
+    --benchmark_out="$out/$name.json" \
+    --benchmark_out_format=json \
+    --benchmark_repetitions=5 \
+    --benchmark_enable_random_interleaving=true \
+    --benchmark_report_aggregates_only=false \
+    --benchmark_display_aggregates_only=true \
+    "$@"
+done
+
+python3 reports/summarize.py "$out"/*.json > "$out/summary.md"
+echo "summary: $out/summary.md"
