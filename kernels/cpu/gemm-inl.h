@@ -52,10 +52,13 @@ inline constexpr size_t kSpecializedDepths[] = {256, 512};
 // B panels it reads stay in L2.
 inline constexpr size_t kMaxDepthBlock = 512;
 
+// A's element (r, k) is a[r * a_row_stride + k * a_k_stride]: row-major A
+// steps k by 1, a transposed view steps r by 1 (then the kRows values of a
+// k step share a cache line), so neither needs a copy.
 template <size_t kRows, size_t kPanels, size_t kDepth>
-HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t lda, const float* HWY_RESTRICT b,
-                           size_t panel_stride, size_t depth, float* HWY_RESTRICT c, size_t ldc,
-                           size_t cols, const float* HWY_RESTRICT bias, bool accumulate) {
+HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t a_row_stride, size_t a_k_stride,
+                           const float* HWY_RESTRICT b, size_t panel_stride, size_t depth, float* HWY_RESTRICT c,
+                           size_t ldc, size_t cols, const float* HWY_RESTRICT bias, bool accumulate) {
   const GemmTag d;
   using V = hn::Vec<GemmTag>;
   constexpr size_t kVecs = kPanels * kVecsPerPanel;
@@ -81,7 +84,7 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t lda, const float*
       bk[v] = hn::Load(d, b + panel * panel_stride + k * kPanelWidth + lane0);
     }
     for (size_t r = 0; r < kRows; ++r) {
-      const V ark = hn::Set(d, a[r * lda + k]);
+      const V ark = hn::Set(d, a[r * a_row_stride + k * a_k_stride]);
       for (size_t v = 0; v < kVecs; ++v) acc[r][v] = hn::MulAdd(ark, bk[v], acc[r][v]);
     }
   }
@@ -112,7 +115,7 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t lda, const float*
   }
 }
 
-using GemmTileFn = void (*)(const float*, size_t, const float*, size_t, size_t, float*, size_t, size_t,
+using GemmTileFn = void (*)(const float*, size_t, size_t, const float*, size_t, size_t, float*, size_t, size_t,
                             const float*, bool);
 
 // tiles[rows - 1][panels - 1] for one depth.
@@ -161,8 +164,9 @@ inline void GemmPanels(const detail::GemmPanelsArgs& args) {
         const float* bias = first && args.bias ? args.bias + col0 : nullptr;
         for (size_t r = m0; r < m1; r += kTileRows) {
           const size_t rows = HWY_MIN(kTileRows, m1 - r);
-          tiles[rows - 1][panels - 1](args.a + r * args.lda + k0, args.lda, b_tile, panel_stride, kc,
-                                      args.c + r * args.ldc + col0, args.ldc, cols, bias, accumulate);
+          tiles[rows - 1][panels - 1](args.a + r * args.a_row_stride + k0 * args.a_k_stride, args.a_row_stride,
+                                      args.a_k_stride, b_tile, panel_stride, kc, args.c + r * args.ldc + col0,
+                                      args.ldc, cols, bias, accumulate);
         }
       }
     }

@@ -32,7 +32,7 @@ void GemmParallel(const detail::GemmPanelsArgs& whole, ThreadPool* pool) {
       const size_t tiles = (whole.m + kTileRows - 1) / kTileRows;
       const size_t r0 = HWY_MIN(whole.m, (tiles * t / threads) * kTileRows);
       const size_t r1 = HWY_MIN(whole.m, (tiles * (t + 1) / threads) * kTileRows);
-      part.a = whole.a + r0 * whole.lda;
+      part.a = whole.a + r0 * whole.a_row_stride;
       part.c = whole.c + r0 * whole.ldc;
       part.m = r1 - r0;
     }
@@ -55,18 +55,6 @@ void require_matrix(const ConstView& m, const char* name) {
   require(m.data() != nullptr, name, " is null");
   require(m.rank() == 2, name, " must be a matrix (rank 2), got shape ", m.shape_string());
   require(m.dim(0) > 0 && m.dim(1) > 0, name, " must not be empty, got shape ", m.shape_string());
-}
-
-// Copies a 2-D view into row-major storage, in 32x32 blocks so a transposed
-// source is read a cache line at a time.
-void copy_row_major(const ConstView& src, float* dst) {
-  const int64_t rows = src.dim(0), cols = src.dim(1);
-  const int64_t rs = src.stride(0), cs = src.stride(1);
-  constexpr int64_t kBlock = 32;
-  for (int64_t i0 = 0; i0 < rows; i0 += kBlock)
-    for (int64_t j0 = 0; j0 < cols; j0 += kBlock)
-      for (int64_t j = j0; j < std::min(cols, j0 + kBlock); ++j)
-        for (int64_t i = i0; i < std::min(rows, i0 + kBlock); ++i) dst[i * cols + j] = src.data()[i * rs + j * cs];
 }
 
 }  // namespace
@@ -110,18 +98,10 @@ void gemm(ConstView a, const PackedMatrix& b, View c, const GemmArgs& args, Thre
   require(a.dim(1) == b.cols(), "A has ", a.dim(1), " columns but B has ", b.cols(), " (K must match)");
   require(c.stride(1) == 1 && c.stride(0) >= c.dim(1), "C must be row-major with unit column stride");
 
-  AlignedVector a_copy;
-  const float* a_rows = a.data();
-  size_t lda = static_cast<size_t>(a.stride(0));
-  if (a.stride(1) != 1) {
-    a_copy.resize(static_cast<size_t>(a.numel()));
-    copy_row_major(a, a_copy.data());
-    a_rows = a_copy.data();
-    lda = static_cast<size_t>(a.dim(1));
-  }
-  const detail::GemmPanelsArgs whole{a_rows, lda, static_cast<size_t>(a.dim(0)), &b, 0,
-                                     static_cast<size_t>(b.panels()), c.data(), static_cast<size_t>(c.stride(0)),
-                                     args.bias, args.accumulate, args.specialized};
+  require(a.stride(0) >= 0 && a.stride(1) >= 0, "A must have non-negative strides");
+  const detail::GemmPanelsArgs whole{a.data(), static_cast<size_t>(a.stride(0)), static_cast<size_t>(a.stride(1)),
+                                     static_cast<size_t>(a.dim(0)), &b, 0, static_cast<size_t>(b.panels()), c.data(),
+                                     static_cast<size_t>(c.stride(0)), args.bias, args.accumulate, args.specialized};
   HWY_DYNAMIC_DISPATCH(GemmParallel)(whole, pool ? pool : &ThreadPool::global());
 }
 

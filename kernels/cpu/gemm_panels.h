@@ -9,11 +9,12 @@
 
 namespace seqk::detail {
 
-// Rows [0, m) and panels [panel_begin, panel_end) of B. A is row-major with
-// row stride lda; C has row stride ldc; bias (if any) is indexed by column.
+// Rows [0, m) and panels [panel_begin, panel_end) of B. A's element (r, k)
+// is a[r * a_row_stride + k * a_k_stride]; C has row stride ldc; bias (if
+// any) is indexed by column.
 struct GemmPanelsArgs {
   const float* a;
-  size_t lda;
+  size_t a_row_stride, a_k_stride;
   size_t m;
   const PackedMatrix* b;
   size_t panel_begin, panel_end;

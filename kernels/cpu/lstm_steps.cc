@@ -44,7 +44,7 @@ void LstmForwardRecurrence(const detail::LstmForwardSteps& s) {
       float* y = s.y + t * batch * hidden;
       for (size_t u = mine.begin; u < mine.end; ++u) {
         if (h_prev) {
-          GemmPanels({h_prev, hidden, batch, s.w_hh, detail::kGatesPerUnit * u, detail::kGatesPerUnit * (u + 1),
+          GemmPanels({h_prev, hidden, 1, batch, s.w_hh, detail::kGatesPerUnit * u, detail::kGatesPerUnit * (u + 1),
                       gates, gate_cols, nullptr, /*accumulate=*/true, s.specialized});
         }
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
@@ -77,7 +77,7 @@ void LstmBackwardRecurrence(const detail::LstmBackwardSteps& s) {
       // already holds dL/dh_T.
       const float* dgates_after = t + 1 < static_cast<size_t>(s.steps) ? dgates + batch * gate_cols : s.dgates_after;
       if (dgates_after && mine.begin < mine.end) {
-        GemmPanels({dgates_after, gate_cols, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
+        GemmPanels({dgates_after, gate_cols, 1, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
                     /*accumulate=*/false, s.specialized});
       }
       for (size_t u = mine.begin; u < mine.end; ++u) {
