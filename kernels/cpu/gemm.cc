@@ -74,15 +74,20 @@ PackedMatrix::PackedMatrix(ConstView b, const std::vector<int64_t>& order) {
   rows_ = static_cast<int64_t>(order.size());
   cols_ = b.dim(1);
   data_.assign(static_cast<size_t>(panels() * kPanelWidth * cols_), 0.0f);
-  // Panel by panel, k by k: the 16 source elements of one (panel, k) are
-  // either one cache line (a transposed view) or 16 rows advancing together.
+  // In blocks of k, panel by panel: the 16 source elements of one (panel, k)
+  // are either one cache line (a transposed view) or 16 rows advancing
+  // together, and a block of k stays in cache while every panel takes its
+  // part of it.
+  constexpr int64_t kDepthBlock = 64;
   const int64_t rs = b.stride(0), cs = b.stride(1);
-  float* dst = data_.data();
-  for (int64_t p = 0; p < panels(); ++p) {
-    for (int64_t k = 0; k < cols_; ++k, dst += kPanelWidth) {
-      for (int64_t j = 0; j < kPanelWidth && p * kPanelWidth + j < rows_; ++j) {
-        const int64_t source = order[static_cast<size_t>(p * kPanelWidth + j)];
-        if (source >= 0) dst[j] = b.data()[source * rs + k * cs];
+  for (int64_t k0 = 0; k0 < cols_; k0 += kDepthBlock) {
+    for (int64_t p = 0; p < panels(); ++p) {
+      for (int64_t k = k0; k < std::min(cols_, k0 + kDepthBlock); ++k) {
+        float* dst = data_.data() + (p * cols_ + k) * kPanelWidth;
+        for (int64_t j = 0; j < kPanelWidth && p * kPanelWidth + j < rows_; ++j) {
+          const int64_t source = order[static_cast<size_t>(p * kPanelWidth + j)];
+          if (source >= 0) dst[j] = b.data()[source * rs + k * cs];
+        }
       }
     }
   }

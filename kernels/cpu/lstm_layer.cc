@@ -195,15 +195,16 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
   // and of the weight gradients. The recurrence of a chunk needs the gate
   // gradients of the step after it, so two chunk buffers alternate.
   const int64_t chunk = chunk_steps(steps, batch), step_gates = batch * gate_cols;
-  const int64_t inputs = input_size_ + hidden_size_;
+  // [x_t | h_{t-1} | 1]: the column of ones makes the weight-gradient GEMM
+  // also sum the gate gradients, i.e. produce the bias gradient.
+  const int64_t inputs = input_size_ + hidden_size_ + 1;
   AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
   AlignedVector dh = padded_state(args.dh_n, batch, hidden_size_, padded_hidden_);
   AlignedVector dc = padded_state(args.dc_n, batch, hidden_size_, padded_hidden_);
   AlignedVector dgates[2] = {AlignedVector(static_cast<size_t>(chunk * step_gates)),
                              AlignedVector(static_cast<size_t>(chunk * step_gates))};
-  AlignedVector x_h(static_cast<size_t>(chunk * batch * inputs), 0.0f);  // rows [x_t | h_{t-1}]
-  AlignedVector dw(static_cast<size_t>(gate_cols * inputs));              // [dW_ih | dW_hh], blocked rows
-  std::vector<double> db(static_cast<size_t>(gate_cols), 0.0);
+  AlignedVector x_h(static_cast<size_t>(chunk * batch * inputs), 1.0f);
+  AlignedVector dw(static_cast<size_t>(gate_cols * inputs));  // [dW_ih | dW_hh | db], blocked rows
   const float* dgates_after = nullptr;
   for (int64_t t1 = steps, which = 0; t1 > 0; which ^= 1) {
     const int64_t t0 = std::max<int64_t>(0, t1 - chunk), rows = (t1 - t0) * batch;
@@ -228,8 +229,6 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
     }
     gemm(dg_view.transposed(), PackedMatrix(ConstView(x_h.data(), {rows, inputs}).transposed()),
          View(dw.data(), {gate_cols, inputs}), {.accumulate = t1 != steps}, pool);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t col = 0; col < gate_cols; ++col) db[col] += dg[r * gate_cols + col];
     if (!args.dx.empty())
       gemm(dg_view, w_ih_t_packed_, View(args.dx.data() + t0 * batch * input_size_, {rows, input_size_}), {}, pool);
 
@@ -243,7 +242,7 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
     std::memcpy(grads.w_ih.data() + source * input_size_, &dw[r * inputs], input_size_ * sizeof(float));
     std::memcpy(grads.w_hh.data() + source * hidden_size_, &dw[r * inputs + input_size_],
                 hidden_size_ * sizeof(float));
-    grads.b_ih.data()[source] = grads.b_hh.data()[source] = static_cast<float>(db[r]);
+    grads.b_ih.data()[source] = grads.b_hh.data()[source] = dw[r * inputs + inputs - 1];
   }
 
   // dgates_after now holds the gate gradients of step 0.
