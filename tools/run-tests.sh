@@ -36,4 +36,6 @@ ninja -C "$builddir"
 status=0
 meson test -C "$builddir" --print-errorlogs --num-processes "$(nproc)" \
   "${test_options[@]}" "$@" || status=$?
+# The closing line counts GoogleTest cases, not just test executables.
+python3 tools/test-summary.py "$builddir/meson-logs/testlog.json" || true
 exit "$status"
