@@ -26,31 +26,19 @@ namespace hn = hwy::HWY_NAMESPACE;
 // denormals. Returns the flops done (2 per lane per FMA); the accumulators'
 // sum goes to `sink` so the loop cannot be optimised away.
 int64_t FmaLoop(int64_t iterations, float* sink) {
+  constexpr int kChains = 12;
   const hn::ScalableTag<float> d;
-  const auto m = hn::Set(d, 0.999f);
-  const auto a = hn::Set(d, 0.001f);
-  auto acc0 = hn::Set(d, 0.0f), acc1 = hn::Set(d, 0.1f), acc2 = hn::Set(d, 0.2f), acc3 = hn::Set(d, 0.3f);
-  auto acc4 = hn::Set(d, 0.4f), acc5 = hn::Set(d, 0.5f), acc6 = hn::Set(d, 0.6f), acc7 = hn::Set(d, 0.7f);
-  auto acc8 = hn::Set(d, 0.8f), acc9 = hn::Set(d, 0.9f), acc10 = hn::Set(d, 1.0f), acc11 = hn::Set(d, 1.1f);
-  for (int64_t i = 0; i < iterations; ++i) {
-    acc0 = hn::MulAdd(acc0, m, a);
-    acc1 = hn::MulAdd(acc1, m, a);
-    acc2 = hn::MulAdd(acc2, m, a);
-    acc3 = hn::MulAdd(acc3, m, a);
-    acc4 = hn::MulAdd(acc4, m, a);
-    acc5 = hn::MulAdd(acc5, m, a);
-    acc6 = hn::MulAdd(acc6, m, a);
-    acc7 = hn::MulAdd(acc7, m, a);
-    acc8 = hn::MulAdd(acc8, m, a);
-    acc9 = hn::MulAdd(acc9, m, a);
-    acc10 = hn::MulAdd(acc10, m, a);
-    acc11 = hn::MulAdd(acc11, m, a);
-  }
-  const auto sum = hn::Add(hn::Add(hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)),
-                                   hn::Add(hn::Add(acc4, acc5), hn::Add(acc6, acc7))),
-                           hn::Add(hn::Add(acc8, acc9), hn::Add(acc10, acc11)));
+  using V = hn::Vec<decltype(d)>;
+  const V m = hn::Set(d, 0.999f);
+  const V a = hn::Set(d, 0.001f);
+  V acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = hn::Set(d, 0.1f * static_cast<float>(c));
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int c = 0; c < kChains; ++c) acc[c] = hn::MulAdd(acc[c], m, a);
+  V sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = hn::Add(sum, acc[c]);
   *sink = hn::GetLane(hn::SumOfLanes(d, sum));
-  return iterations * 12 * static_cast<int64_t>(hn::Lanes(d)) * 2;
+  return iterations * kChains * static_cast<int64_t>(hn::Lanes(d)) * 2;
 }
 
 int64_t FmaLoopTarget() { return HWY_TARGET; }
