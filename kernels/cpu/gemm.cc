@@ -17,17 +17,18 @@ namespace HWY_NAMESPACE {
 
 // Splits the panels of B across threads when there are enough of them to go
 // round (each thread then keeps its share of B hot); otherwise splits rows.
+// Panels are dealt one by one, not in tile-wide groups, so an odd count
+// (N = 1025 is 65 panels) still splits evenly.
 void GemmParallel(const detail::GemmPanelsArgs& whole, ThreadPool* pool) {
   const size_t panels = whole.panel_end;
   const size_t threads = static_cast<size_t>(pool->num_threads());
-  const size_t groups = (panels + kTilePanels - 1) / kTilePanels;
-  const bool split_panels = groups >= threads || whole.m <= kTileRows;
+  const bool split_panels = panels >= threads * kTilePanels || whole.m <= kTileRows;
   pool->run([&](int thread_index, int) {
     const size_t t = static_cast<size_t>(thread_index);
     detail::GemmPanelsArgs part = whole;
     if (split_panels) {
-      part.panel_begin = HWY_MIN(panels, (groups * t / threads) * kTilePanels);
-      part.panel_end = HWY_MIN(panels, (groups * (t + 1) / threads) * kTilePanels);
+      part.panel_begin = panels * t / threads;
+      part.panel_end = panels * (t + 1) / threads;
     } else {
       const size_t tiles = (whole.m + kTileRows - 1) / kTileRows;
       const size_t r0 = HWY_MIN(whole.m, (tiles * t / threads) * kTileRows);
@@ -81,13 +82,21 @@ PackedMatrix::PackedMatrix(ConstView b, const std::vector<int64_t>& order) {
   constexpr int64_t kDepthBlock = 64;
   const int64_t rs = b.stride(0), cs = b.stride(1);
   for (int64_t k0 = 0; k0 < cols_; k0 += kDepthBlock) {
+    const int64_t k1 = std::min(cols_, k0 + kDepthBlock);
     for (int64_t p = 0; p < panels(); ++p) {
-      for (int64_t k = k0; k < std::min(cols_, k0 + kDepthBlock); ++k) {
+      const int64_t first = p * kPanelWidth, width = std::min(kPanelWidth, rows_ - first);
+      const int64_t* sources = order.data() + first;
+      // A transposed view with 16 consecutive rows: each k is one 64-byte copy.
+      bool consecutive = rs == 1 && width == kPanelWidth && sources[0] >= 0;
+      for (int64_t j = 1; consecutive && j < kPanelWidth; ++j) consecutive = sources[j] == sources[0] + j;
+      for (int64_t k = k0; k < k1; ++k) {
         float* dst = data_.data() + (p * cols_ + k) * kPanelWidth;
-        for (int64_t j = 0; j < kPanelWidth && p * kPanelWidth + j < rows_; ++j) {
-          const int64_t source = order[static_cast<size_t>(p * kPanelWidth + j)];
-          if (source >= 0) dst[j] = b.data()[source * rs + k * cs];
+        if (consecutive) {
+          std::memcpy(dst, b.data() + sources[0] + k * cs, kPanelWidth * sizeof(float));
+          continue;
         }
+        for (int64_t j = 0; j < width; ++j)
+          if (sources[j] >= 0) dst[j] = b.data()[sources[j] * rs + k * cs];
       }
     }
   }
