@@ -244,81 +244,6 @@ TEST_P(Lstm, OptionalStatesAndOutputs) {
   }
 }
 
-// Explicit pools of 1, 2 and 3 threads give bit-identical forward results
-// and gradients (each output element is computed by exactly one thread in
-// the same order whatever the split; gradients are compared bit for bit as
-// well, see the note at the comparison).
-TEST_P(Lstm, SameResultsWithOneTwoThreeThreads) {
-  for (auto [D, H, B, T] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{17, 129, 5, 7}, {3, 17, 2, 4},
-                            {64, 64, 1, 3}, {5, 40, 3, 2}}) {
-    const Problem p = make_problem(D, H, B, T, true, 3);
-    LstmLayer layer(D, H);
-    layer.set_parameters(p.params());
-    const std::vector<float> dy = random_floats(T * B * H, 41);
-    const std::vector<float> dh_n = random_floats(B * H, 42);
-    const std::vector<float> dc_n = random_floats(B * H, 43);
-
-    struct Result {
-      std::vector<float> y, h_n, c_n, y_train, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
-    };
-    std::vector<Result> results;
-    for (int threads : {1, 2, 3}) {
-      seqk::ThreadPool pool(threads);
-      Result r;
-      Outputs inf(p);
-      layer.forward(inf.args(p), &pool);
-      Outputs train(p);
-      LstmSaved saved;
-      layer.forward(train.args(p), saved, &pool);
-      r.y = inf.y;
-      r.h_n = inf.h_n;
-      r.c_n = inf.c_n;
-      r.y_train = train.y;
-      r.dx.assign(T * B * D, kSentinel);
-      r.dh0.assign(B * H, kSentinel);
-      r.dc0.assign(B * H, kSentinel);
-      r.dw_ih.assign(4 * H * D, kSentinel);
-      r.dw_hh.assign(4 * H * H, kSentinel);
-      r.db_ih.assign(4 * H, kSentinel);
-      r.db_hh.assign(4 * H, kSentinel);
-      LstmBackwardArgs args;
-      args.x = p.x_view();
-      args.y = ConstView(train.y.data(), {T, B, H});
-      args.h0 = p.h0_view();
-      args.c0 = p.c0_view();
-      args.dy = ConstView(dy.data(), {T, B, H});
-      args.dh_n = ConstView(dh_n.data(), {B, H});
-      args.dc_n = ConstView(dc_n.data(), {B, H});
-      args.dx = View(r.dx.data(), {T, B, D});
-      args.dh0 = View(r.dh0.data(), {B, H});
-      args.dc0 = View(r.dc0.data(), {B, H});
-      const LstmGrads grads{View(r.dw_ih.data(), {4 * H, D}), View(r.dw_hh.data(), {4 * H, H}),
-                            View(r.db_ih.data(), {4 * H}), View(r.db_hh.data(), {4 * H})};
-      layer.backward(args, saved, grads, &pool);
-      results.push_back(std::move(r));
-    }
-    const Result& one = results[0];
-    for (std::size_t i = 1; i < results.size(); ++i) {
-      const Result& r = results[i];
-      SCOPED_TRACE("D=" + std::to_string(D) + " H=" + std::to_string(H) + " B=" + std::to_string(B) +
-                   " T=" + std::to_string(T) + ": 1 thread vs " + std::to_string(i + 1));
-      EXPECT_TRUE(bitwise_equal(one.y, r.y)) << "y";
-      EXPECT_TRUE(bitwise_equal(one.h_n, r.h_n)) << "h_n";
-      EXPECT_TRUE(bitwise_equal(one.c_n, r.c_n)) << "c_n";
-      EXPECT_TRUE(bitwise_equal(one.y_train, r.y_train)) << "y (training)";
-      // Gradients: the reductions over time and batch are expected to be split
-      // by output element, not by summation index, so they are deterministic too.
-      EXPECT_TRUE(bitwise_equal(one.dx, r.dx)) << "dx";
-      EXPECT_TRUE(bitwise_equal(one.dh0, r.dh0)) << "dh0";
-      EXPECT_TRUE(bitwise_equal(one.dc0, r.dc0)) << "dc0";
-      EXPECT_TRUE(bitwise_equal(one.dw_ih, r.dw_ih)) << "dw_ih";
-      EXPECT_TRUE(bitwise_equal(one.dw_hh, r.dw_hh)) << "dw_hh";
-      EXPECT_TRUE(bitwise_equal(one.db_ih, r.db_ih)) << "db_ih";
-      EXPECT_TRUE(bitwise_equal(one.db_hh, r.db_hh)) << "db_hh";
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Backward vs central finite differences of the fp64 reference loss
 //   L = Σ w_y ⊙ y + Σ w_h ⊙ h_n + Σ w_c ⊙ c_n
@@ -409,7 +334,7 @@ struct Analytic {
 // workspace_limit > 0 makes the layer work in chunks of that many bytes of
 // gates (see LstmLayer::set_workspace_limit).
 Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, float fill,
-                      Analytic* reuse = nullptr, int64_t workspace_limit = 0) {
+                      Analytic* reuse = nullptr, int64_t workspace_limit = 0, seqk::ThreadPool* pool = nullptr) {
   const Problem& p = g.p;
   const int64_t D = p.D, H = p.H, B = p.B, T = p.T;
   LstmLayer layer(D, H);
@@ -417,7 +342,7 @@ Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, flo
   if (workspace_limit > 0) layer.set_workspace_limit(workspace_limit);
   Outputs out(p);
   LstmSaved saved;
-  layer.forward(out.args(p, c.with_state, c.with_state), saved);
+  layer.forward(out.args(p, c.with_state, c.with_state), saved, pool);
 
   Analytic a;
   if (reuse) {
@@ -446,7 +371,7 @@ Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, flo
   if (want_dx) args.dx = View(a.dx.data(), {T, B, D});
   const LstmGrads grads{View(a.dw_ih.data(), {4 * H, D}), View(a.dw_hh.data(), {4 * H, H}),
                         View(a.db_ih.data(), {4 * H}), View(a.db_hh.data(), {4 * H})};
-  layer.backward(args, saved, grads);
+  layer.backward(args, saved, grads, pool);
   return a;
 }
 
@@ -507,6 +432,41 @@ TEST_P(Lstm, BackwardInChunksMatchesFiniteDifferences) {
       EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
       EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
       EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+    }
+  }
+}
+
+// Explicit pools of 1, 2 and 3 threads give bit-identical forward results
+// and gradients (each output element is computed by exactly one thread in
+// the same order whatever the split; the reductions over time and batch are
+// split by output element, not by summation index).
+TEST_P(Lstm, SameResultsWithOneTwoThreeThreads) {
+  for (const GradCase& c : {GradCase{17, 129, 5, 7, true}, GradCase{3, 17, 2, 4, true}, GradCase{64, 64, 1, 3, true},
+                            GradCase{5, 40, 3, 2, true}}) {
+    const GradProblem g = make_grad_problem(c);
+    LstmLayer layer(c.D, c.H);
+    layer.set_parameters(g.p.params());
+    std::vector<Outputs> forward;
+    std::vector<Analytic> backward;
+    for (int threads : {1, 2, 3}) {
+      seqk::ThreadPool pool(threads);
+      forward.emplace_back(g.p);
+      layer.forward(forward.back().args(g.p), &pool);
+      backward.push_back(run_backward(g, c, /*want_dx=*/true, kSentinel, nullptr, 0, &pool));
+    }
+    for (std::size_t i = 1; i < forward.size(); ++i) {
+      SCOPED_TRACE(describe(c) + ": 1 thread vs " + std::to_string(i + 1));
+      EXPECT_TRUE(bitwise_equal(forward[0].y, forward[i].y)) << "y";
+      EXPECT_TRUE(bitwise_equal(forward[0].h_n, forward[i].h_n)) << "h_n";
+      EXPECT_TRUE(bitwise_equal(forward[0].c_n, forward[i].c_n)) << "c_n";
+      const Analytic &one = backward[0], &other = backward[i];
+      EXPECT_TRUE(bitwise_equal(one.dx, other.dx)) << "dx";
+      EXPECT_TRUE(bitwise_equal(one.dh0, other.dh0)) << "dh0";
+      EXPECT_TRUE(bitwise_equal(one.dc0, other.dc0)) << "dc0";
+      EXPECT_TRUE(bitwise_equal(one.dw_ih, other.dw_ih)) << "dw_ih";
+      EXPECT_TRUE(bitwise_equal(one.dw_hh, other.dw_hh)) << "dw_hh";
+      EXPECT_TRUE(bitwise_equal(one.db_ih, other.db_ih)) << "db_ih";
+      EXPECT_TRUE(bitwise_equal(one.db_hh, other.db_hh)) << "db_hh";
     }
   }
 }
