@@ -375,6 +375,19 @@ Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, flo
   return a;
 }
 
+// dh0/dc0 (when the case has an initial state) and every parameter gradient
+// against the finite differences.
+void expect_gradients_close(const Analytic& a, const FdGradients& fd, bool with_state) {
+  if (with_state) {
+    EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
+    EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+  }
+  EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
+  EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
+  EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
+  EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+}
+
 const GradCase kGradCases[] = {
     {3, 5, 2, 4, true},   {3, 17, 2, 4, true},  {1, 1, 1, 1, true}, {7, 33, 3, 3, true},
     {3, 5, 2, 4, false},  {4, 17, 1, 3, false},
@@ -394,18 +407,12 @@ TEST_P(Lstm, BackwardMatchesFiniteDifferences) {
     const FdGradients& fd = fd_gradients(c);
     const Analytic a = run_backward(g, c, /*want_dx=*/true, NAN);
     EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
-    if (c.with_state) {
-      EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
-      EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
-    } else {
+    expect_gradients_close(a, fd, c.with_state);
+    if (!c.with_state) {
       // Not wanted: never written.
       EXPECT_TRUE(std::all_of(a.dh0.begin(), a.dh0.end(), [](float v) { return std::isnan(v); }));
       EXPECT_TRUE(std::all_of(a.dc0.begin(), a.dc0.end(), [](float v) { return std::isnan(v); }));
     }
-    EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
-    EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
-    EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
-    EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
   }
 }
 
@@ -424,14 +431,7 @@ TEST_P(Lstm, BackwardInChunksMatchesFiniteDifferences) {
       const FdGradients& fd = fd_gradients(c);
       const Analytic a = run_backward(g, c, /*want_dx=*/true, NAN, nullptr, limit);
       EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
-      if (c.with_state) {
-        EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
-        EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
-      }
-      EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
-      EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
-      EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
-      EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+      expect_gradients_close(a, fd, c.with_state);
     }
   }
 }
@@ -477,12 +477,7 @@ TEST_P(Lstm, BackwardWithoutDx) {
   const FdGradients& fd = fd_gradients(c);
   const Analytic a = run_backward(g, c, /*want_dx=*/false, NAN);
   EXPECT_TRUE(std::all_of(a.dx.begin(), a.dx.end(), [](float v) { return std::isnan(v); })) << "dx written";
-  EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
-  EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
-  EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
-  EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));
-  EXPECT_TRUE(close_gradient("db_ih", a.db_ih, fd.b_ih));
-  EXPECT_TRUE(close_gradient("db_hh", a.db_hh, fd.b_hh));
+  expect_gradients_close(a, fd, c.with_state);
 }
 
 // Without h0/c0 the initial state is zero; dh0/dc0 may still be asked for
