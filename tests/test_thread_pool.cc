@@ -136,6 +136,55 @@ TEST_P(ThreadPoolSizes, OneOfSeveralExceptionsIsRethrown) {
   EXPECT_EQ(ok.load(), n);
 }
 
+// A region started from inside a region of the same pool could never get
+// its threads: it must fail at once, not hang.
+TEST_P(ThreadPoolSizes, NestedRegionThrows) {
+  seqk::ThreadPool pool(GetParam());
+  std::atomic<int> errors{0};
+  pool.run([&](int, int) {
+    try {
+      pool.run([](int, int) {});
+    } catch (const seqk::Error& e) {
+      EXPECT_THAT(e.what(), testing::HasSubstr("nested"));
+      ++errors;
+    }
+  });
+  EXPECT_EQ(errors.load(), GetParam());
+  // The pool is still usable afterwards.
+  std::atomic<int> calls{0};
+  pool.run([&](int, int) { ++calls; });
+  EXPECT_EQ(calls.load(), GetParam());
+}
+
+// Several caller threads sharing one pool (as every kernel shares the global
+// pool by default) take turns: each region still sees all threads, and the
+// barrier inside each region still separates its phases.
+TEST_P(ThreadPoolSizes, ConcurrentCallersTakeTurns) {
+  seqk::ThreadPool pool(GetParam());
+  constexpr int kCallers = 4, kRegionsPerCaller = 200;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> callers;
+  for (int caller = 0; caller < kCallers; ++caller) {
+    callers.emplace_back([&] {
+      for (int region = 0; region < kRegionsPerCaller; ++region) {
+        std::vector<int> first(static_cast<size_t>(pool.num_threads()), 0);
+        std::atomic<int> arrived{0};
+        pool.run([&](int index, int count) {
+          if (count != pool.num_threads()) ++bad;
+          first[static_cast<size_t>(index)] = 1;
+          ++arrived;
+          pool.barrier();
+          if (arrived.load() != count) ++bad;  // every thread passed phase one
+        });
+        for (int seen : first)
+          if (seen != 1) ++bad;
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, ThreadPoolSizes, testing::Values(1, 2, 3),
                          [](const testing::TestParamInfo<int>& info) { return std::to_string(info.param); });
 

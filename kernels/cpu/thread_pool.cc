@@ -34,6 +34,18 @@ void wait_while_equal(const std::atomic<T>& value, T old) {
   while (value.load(std::memory_order_acquire) == old) value.wait(old, std::memory_order_acquire);
 }
 
+// The pool whose region this thread is running, if any.
+thread_local const ThreadPool* current_region_pool = nullptr;
+
+class RegionMark {
+ public:
+  explicit RegionMark(const ThreadPool* pool) : previous_(current_region_pool) { current_region_pool = pool; }
+  ~RegionMark() { current_region_pool = previous_; }
+
+ private:
+  const ThreadPool* previous_;
+};
+
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads > 0 ? num_threads : default_num_threads()) {
@@ -64,6 +76,10 @@ ThreadPool& ThreadPool::global() {
 }
 
 void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  require(current_region_pool != this,
+          "ThreadPool::run called from inside a region of the same pool (nested regions would deadlock)");
+  std::lock_guard<std::mutex> one_region_at_a_time(run_mutex_);
+  const RegionMark mark(this);
   auto run_guarded = [this, &fn](int thread_index) {
     try {
       fn(thread_index, num_threads_);
@@ -97,6 +113,7 @@ void ThreadPool::worker_loop(int thread_index) {
     wait_while_equal(region_generation_, seen);
     seen = region_generation_.load(std::memory_order_acquire);
     if (stopping_.load(std::memory_order_acquire)) return;
+    const RegionMark mark(this);
     try {
       (*region_)(thread_index, num_threads_);
     } catch (...) {

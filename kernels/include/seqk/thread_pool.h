@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -26,7 +27,9 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
 
   // Runs fn(thread_index, num_threads) on all threads; rethrows the first
-  // exception any of them threw. Regions must not nest.
+  // exception any of them threw. Calls from several threads at once take
+  // turns; a call from inside a region of the same pool throws seqk::Error
+  // (it could never start).
   void run(const std::function<void(int, int)>& fn);
 
   // Waits until every thread of the current region has arrived.
@@ -42,6 +45,7 @@ class ThreadPool {
   void worker_loop(int thread_index);
 
   int num_threads_;
+  std::mutex run_mutex_;  // one region at a time
   std::vector<std::thread> workers_;
   const std::function<void(int, int)>* region_ = nullptr;
   std::atomic<uint32_t> region_generation_{0};
