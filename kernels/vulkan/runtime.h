@@ -1,0 +1,190 @@
+// Internals shared by the Vulkan runtime's files: the function table (filled
+// from the loader opened at run time), the Impl structs behind the public
+// classes, and the kernel (pipeline) cache.
+#pragma once
+
+#define VK_NO_PROTOTYPES
+#include <vulkan/vulkan.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "seqk/vulkan.h"
+
+namespace seqk::vk::detail {
+
+// Loaded with vkGetInstanceProcAddr(nullptr, ...).
+#define SEQK_VK_GLOBAL_FUNCTIONS(X) \
+  X(vkCreateInstance)               \
+  X(vkEnumerateInstanceLayerProperties)
+
+// Loaded with vkGetInstanceProcAddr(instance, ...); device functions too: the
+// loader's trampolines dispatch them to whichever device they are called on.
+#define SEQK_VK_INSTANCE_FUNCTIONS(X)       \
+  X(vkDestroyInstance)                      \
+  X(vkEnumeratePhysicalDevices)             \
+  X(vkGetPhysicalDeviceProperties)          \
+  X(vkGetPhysicalDeviceProperties2)         \
+  X(vkGetPhysicalDeviceFeatures2)           \
+  X(vkGetPhysicalDeviceQueueFamilyProperties) \
+  X(vkGetPhysicalDeviceMemoryProperties)    \
+  X(vkCreateDevice)                         \
+  X(vkDestroyDevice)                        \
+  X(vkGetDeviceQueue)                       \
+  X(vkDeviceWaitIdle)                       \
+  X(vkCreateBuffer)                         \
+  X(vkDestroyBuffer)                        \
+  X(vkGetBufferMemoryRequirements)          \
+  X(vkAllocateMemory)                       \
+  X(vkFreeMemory)                           \
+  X(vkBindBufferMemory)                     \
+  X(vkMapMemory)                            \
+  X(vkUnmapMemory)                          \
+  X(vkCreateShaderModule)                   \
+  X(vkDestroyShaderModule)                  \
+  X(vkCreateDescriptorSetLayout)            \
+  X(vkDestroyDescriptorSetLayout)           \
+  X(vkCreatePipelineLayout)                 \
+  X(vkDestroyPipelineLayout)                \
+  X(vkCreateComputePipelines)               \
+  X(vkDestroyPipeline)                      \
+  X(vkCreatePipelineCache)                  \
+  X(vkDestroyPipelineCache)                 \
+  X(vkCreateDescriptorPool)                 \
+  X(vkDestroyDescriptorPool)                \
+  X(vkResetDescriptorPool)                  \
+  X(vkAllocateDescriptorSets)               \
+  X(vkUpdateDescriptorSets)                 \
+  X(vkCreateCommandPool)                    \
+  X(vkDestroyCommandPool)                   \
+  X(vkAllocateCommandBuffers)               \
+  X(vkBeginCommandBuffer)                   \
+  X(vkEndCommandBuffer)                     \
+  X(vkResetCommandBuffer)                   \
+  X(vkCmdBindPipeline)                      \
+  X(vkCmdBindDescriptorSets)                \
+  X(vkCmdPushConstants)                     \
+  X(vkCmdDispatch)                          \
+  X(vkCmdPipelineBarrier)                   \
+  X(vkCmdCopyBuffer)                        \
+  X(vkCmdResetQueryPool)                    \
+  X(vkCmdWriteTimestamp)                    \
+  X(vkCreateQueryPool)                      \
+  X(vkDestroyQueryPool)                     \
+  X(vkGetQueryPoolResults)                  \
+  X(vkCreateFence)                          \
+  X(vkDestroyFence)                         \
+  X(vkResetFences)                          \
+  X(vkWaitForFences)                        \
+  X(vkQueueSubmit)
+
+#define SEQK_VK_DECLARE(name) extern PFN_##name name;
+SEQK_VK_GLOBAL_FUNCTIONS(SEQK_VK_DECLARE)
+SEQK_VK_INSTANCE_FUNCTIONS(SEQK_VK_DECLARE)
+#undef SEQK_VK_DECLARE
+
+// Throws seqk::Error "<call> failed: <VkResult name>" unless result is VK_SUCCESS.
+void check(VkResult result, const std::string& call);
+const char* result_name(VkResult result);
+
+// The process-wide instance, created on first use (throws when there is no
+// loader or vkCreateInstance fails), with the validation messenger if
+// SEQK_VULKAN_VALIDATION=1.
+VkInstance instance();
+std::vector<VkPhysicalDevice> physical_devices();
+DeviceInfo describe(VkPhysicalDevice physical, int index);
+// The queue family used for compute (prefers a compute-only one), or -1.
+int compute_queue_family(VkPhysicalDevice physical);
+
+// A compute kernel: one shader module and layout, one pipeline per distinct
+// tuple of specialization-constant values (ids 0, 1, 2, ...), made on first use.
+class Kernel {
+ public:
+  Kernel(Device::Impl& device, std::string name, std::span<const uint32_t> spirv, uint32_t num_buffers,
+         uint32_t push_constant_bytes);
+  ~Kernel();
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  VkPipeline pipeline(std::span<const uint32_t> spec_values);
+  const std::string& name() const { return name_; }
+  uint32_t num_buffers() const { return num_buffers_; }
+  uint32_t push_constant_bytes() const { return push_constant_bytes_; }
+  VkDescriptorSetLayout set_layout() const { return set_layout_; }
+  VkPipelineLayout layout() const { return layout_; }
+  std::size_t pipeline_count() const { return pipelines_.size(); }
+
+ private:
+  void release();  // destroys whatever handles exist
+
+  Device::Impl& device_;
+  std::string name_;
+  uint32_t num_buffers_;
+  uint32_t push_constant_bytes_;
+  VkShaderModule module_ = VK_NULL_HANDLE;
+  VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
+  VkPipelineLayout layout_ = VK_NULL_HANDLE;
+  std::map<std::vector<uint32_t>, VkPipeline> pipelines_;
+};
+
+// Embedded SPIR-V, from shaders/*.comp (shaders.cc).
+std::span<const uint32_t> shader_spirv(const std::string& name);
+
+}  // namespace seqk::vk::detail
+
+namespace seqk::vk {
+
+struct Device::Impl {
+  DeviceInfo info;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  VkQueue queue = VK_NULL_HANDLE;
+  std::mutex queue_mutex;  // vkQueueSubmit needs the queue externally synchronized
+  uint32_t queue_family = 0;
+  VkPhysicalDeviceMemoryProperties memory{};
+  VkPhysicalDeviceLimits limits{};
+  float timestamp_period_ns = 1.0f;
+  VkPipelineCache pipeline_cache = VK_NULL_HANDLE;
+  std::mutex kernels_mutex;
+  std::map<std::string, std::unique_ptr<detail::Kernel>> kernels;
+
+  // The kernel called `name` (SPIR-V from shader_spirv(name)), made on first use.
+  detail::Kernel& kernel(const std::string& name, uint32_t num_buffers, uint32_t push_constant_bytes);
+  // A memory type with all of `flags` among `type_bits`, or -1.
+  int find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags flags) const;
+  // Records with `record` into a one-off command buffer, submits, waits.
+  template <typename Record>
+  void run_once(const char* what, Record&& record);
+  void run_once_impl(const char* what, void (*record)(VkCommandBuffer, void*), void* context);
+};
+
+template <typename Record>
+void Device::Impl::run_once(const char* what, Record&& record) {
+  run_once_impl(
+      what, [](VkCommandBuffer cmd, void* context) { (*static_cast<Record*>(context))(cmd); }, &record);
+}
+
+struct Buffer::Impl {
+  Device::Impl* device = nullptr;
+  std::size_t count = 0;
+  VkDeviceSize bytes = 0;
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  float* mapped = nullptr;  // set when unified: no staging
+};
+
+namespace detail {
+// Records one dispatch of `kernel` on `stream`, binding `buffers` to bindings
+// 0, 1, ... and `push` as the push constants. Inserts the barrier after the
+// previous dispatch.
+void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_values,
+              std::span<const Buffer* const> buffers, const void* push, uint32_t groups_x, uint32_t groups_y,
+              uint32_t groups_z);
+}  // namespace detail
+
+}  // namespace seqk::vk
