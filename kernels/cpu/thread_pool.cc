@@ -80,13 +80,6 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
           "ThreadPool::run called from inside a region of the same pool (nested regions would deadlock)");
   std::lock_guard<std::mutex> one_region_at_a_time(run_mutex_);
   const RegionMark mark(this);
-  auto run_guarded = [this, &fn](int thread_index) {
-    try {
-      fn(thread_index, num_threads_);
-    } catch (...) {
-      if (!has_error_.exchange(true)) first_error_ = std::current_exception();
-    }
-  };
   if (num_threads_ == 1) {
     fn(0, 1);
     return;
@@ -98,7 +91,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   region_generation_.fetch_add(1, std::memory_order_acq_rel);
   region_generation_.notify_all();
 
-  run_guarded(0);
+  run_region(0);
   for (int done = workers_done_.load(std::memory_order_acquire); done != num_threads_ - 1;
        done = workers_done_.load(std::memory_order_acquire)) {
     wait_while_equal(workers_done_, done);
@@ -114,13 +107,19 @@ void ThreadPool::worker_loop(int thread_index) {
     seen = region_generation_.load(std::memory_order_acquire);
     if (stopping_.load(std::memory_order_acquire)) return;
     const RegionMark mark(this);
-    try {
-      (*region_)(thread_index, num_threads_);
-    } catch (...) {
-      if (!has_error_.exchange(true)) first_error_ = std::current_exception();
-    }
+    run_region(thread_index);
     workers_done_.fetch_add(1, std::memory_order_acq_rel);
     workers_done_.notify_all();
+  }
+}
+
+// Runs this thread's part of the current region, keeping the first
+// exception of any thread for run() to rethrow.
+void ThreadPool::run_region(int thread_index) {
+  try {
+    (*region_)(thread_index, num_threads_);
+  } catch (...) {
+    if (!has_error_.exchange(true)) first_error_ = std::current_exception();
   }
 }
 

@@ -43,6 +43,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int thread_index);
+  void run_region(int thread_index);
 
   int num_threads_;
   std::mutex run_mutex_;  // one region at a time
