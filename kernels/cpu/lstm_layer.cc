@@ -157,7 +157,7 @@ void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, flo
     float* cells = saved_cells ? saved_cells + t0 * batch * padded_hidden_ : c0.data();
     detail::run_lstm_forward_steps({n, batch, hidden_size_, padded_hidden_, &w_hh_packed_, gates,
                                     saved_gates != nullptr, h_prev, c_prev, cells,
-                                    args.y.data() + t0 * batch * hidden_size_, /*specialized=*/true, pool});
+                                    args.y.data() + t0 * batch * hidden_size_, pool});
   }
 
   const float* last_cells = saved_cells ? saved_cells + (steps - 1) * batch * padded_hidden_ : c0.data();
@@ -213,8 +213,7 @@ void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, c
         {t1 - t0, batch, hidden_size_, padded_hidden_, &w_hh_t_packed_, saved.gates_.data() + t0 * step_gates,
          saved.cells_.data() + t0 * batch * padded_hidden_,
          t0 == 0 ? c0.data() : saved.cells_.data() + (t0 - 1) * batch * padded_hidden_,
-         args.dy.data() + t0 * batch * hidden_size_, dgates_after, dh.data(), dc.data(), dg, /*specialized=*/true,
-         pool});
+         args.dy.data() + t0 * batch * hidden_size_, dgates_after, dh.data(), dc.data(), dg, pool});
     const ConstView dg_view(dg, {rows, gate_cols});
 
     for (int64_t r = 0; r < rows; ++r) {

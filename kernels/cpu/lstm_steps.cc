@@ -45,7 +45,7 @@ void LstmForwardRecurrence(const detail::LstmForwardSteps& s) {
       for (size_t u = mine.begin; u < mine.end; ++u) {
         if (h_prev) {
           GemmPanels({h_prev, hidden, 1, batch, s.w_hh, detail::kGatesPerUnit * u, detail::kGatesPerUnit * (u + 1),
-                      gates, gate_cols, nullptr, /*accumulate=*/true, s.specialized});
+                      gates, gate_cols, nullptr, /*accumulate=*/true, /*specialized=*/true});
         }
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
         for (size_t b = 0; b < batch; ++b) {
@@ -78,7 +78,7 @@ void LstmBackwardRecurrence(const detail::LstmBackwardSteps& s) {
       const float* dgates_after = t + 1 < static_cast<size_t>(s.steps) ? dgates + batch * gate_cols : s.dgates_after;
       if (dgates_after && mine.begin < mine.end) {
         GemmPanels({dgates_after, gate_cols, 1, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
-                    /*accumulate=*/false, s.specialized});
+                    /*accumulate=*/false, /*specialized=*/true});
       }
       for (size_t u = mine.begin; u < mine.end; ++u) {
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);

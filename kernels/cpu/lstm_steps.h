@@ -29,7 +29,6 @@ struct LstmForwardSteps {
   const float* c_before;  // (B, Hp): c before the first step, padded with zeros
   float* cells;           // save_gates: (steps, B, Hp) c_t; else (B, Hp) c_t in place (may equal c_before)
   float* y;               // (steps, B, H)
-  bool specialized;
   ThreadPool* pool;
 };
 
@@ -49,7 +48,6 @@ struct LstmBackwardSteps {
   float* dh;
   float* dc;      // (B, Hp): on entry dL/dc of the last step, on return dL/dc before the first
   float* dgates;  // (steps, B, 4Hp): dL/d(pre-activation gates)
-  bool specialized;
   ThreadPool* pool;
 };
 
