@@ -137,6 +137,32 @@ bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+// Runs the inference and the training forward of `layer` on `p`: y, h_n and
+// c_n must match the fp64 reference, the training forward must equal the
+// inference forward bit for bit, and LstmSaved must record T and B. Reports
+// each failure (with the problem's sizes) and returns whether all held.
+bool forward_matches_reference(const LstmLayer& layer, const Problem& p) {
+  const RefLstmResult ref = p.reference();
+  Outputs inf(p);
+  layer.forward(inf.args(p));
+  Outputs train(p);
+  LstmSaved saved;
+  layer.forward(train.args(p), saved);
+
+  const testing::AssertionResult ok_y = close_forward("y", inf.y, ref.y, p);
+  const testing::AssertionResult ok_h = close_forward("h_n", inf.h_n, ref.h_n, p);
+  const testing::AssertionResult ok_c = close_forward("c_n", inf.c_n, ref.c_n, p);
+  EXPECT_TRUE(ok_y) << p.describe();
+  EXPECT_TRUE(ok_h) << p.describe();
+  EXPECT_TRUE(ok_c) << p.describe();
+  const bool same = bitwise_equal(inf.y, train.y) && bitwise_equal(inf.h_n, train.h_n) &&
+                    bitwise_equal(inf.c_n, train.c_n);
+  EXPECT_TRUE(same) << p.describe() << ": training forward differs from inference forward";
+  EXPECT_EQ(saved.steps(), p.T);
+  EXPECT_EQ(saved.batch(), p.B);
+  return ok_y && ok_h && ok_c && same && saved.steps() == p.T && saved.batch() == p.B;
+}
+
 constexpr int64_t kSizes[] = {1, 3, 17, 64, 129};  // D and H
 
 class Lstm : public TargetTest {};
@@ -155,26 +181,7 @@ TEST_P(Lstm, ForwardMatchesReferenceAllSizes) {
             const Problem p = make_problem(D, H, B, T, with_state);
             // Parameters are set per problem (each has its own random ones).
             layer.set_parameters(p.params());
-            const RefLstmResult ref = p.reference();
-
-            Outputs inf(p);
-            layer.forward(inf.args(p));
-            Outputs train(p);
-            LstmSaved saved;
-            layer.forward(train.args(p), saved);
-
-            const testing::AssertionResult ok_y = close_forward("y", inf.y, ref.y, p);
-            const testing::AssertionResult ok_h = close_forward("h_n", inf.h_n, ref.h_n, p);
-            const testing::AssertionResult ok_c = close_forward("c_n", inf.c_n, ref.c_n, p);
-            EXPECT_TRUE(ok_y) << p.describe();
-            EXPECT_TRUE(ok_h) << p.describe();
-            EXPECT_TRUE(ok_c) << p.describe();
-            const bool same = bitwise_equal(inf.y, train.y) && bitwise_equal(inf.h_n, train.h_n) &&
-                              bitwise_equal(inf.c_n, train.c_n);
-            EXPECT_TRUE(same) << p.describe() << ": training forward differs from inference forward";
-            EXPECT_EQ(saved.steps(), T);
-            EXPECT_EQ(saved.batch(), B);
-            if (!(ok_y && ok_h && ok_c && same) && ++failures >= 8) {
+            if (!forward_matches_reference(layer, p) && ++failures >= 8) {
               FAIL() << "stopping after 8 failing sizes";
             }
           }
@@ -193,17 +200,7 @@ TEST_P(Lstm, ForwardAcrossInputProjectionChunks) {
   LstmLayer layer(p.D, p.H);
   layer.set_parameters(p.params());
   layer.set_workspace_limit(int64_t{2} << 20);
-  const RefLstmResult ref = p.reference();
-  Outputs inf(p);
-  layer.forward(inf.args(p));
-  Outputs train(p);
-  LstmSaved saved;
-  layer.forward(train.args(p), saved);
-  EXPECT_TRUE(close_forward("y", inf.y, ref.y, p)) << p.describe();
-  EXPECT_TRUE(close_forward("h_n", inf.h_n, ref.h_n, p)) << p.describe();
-  EXPECT_TRUE(close_forward("c_n", inf.c_n, ref.c_n, p)) << p.describe();
-  EXPECT_TRUE(bitwise_equal(inf.y, train.y) && bitwise_equal(inf.c_n, train.c_n))
-      << "training forward differs from inference forward";
+  forward_matches_reference(layer, p);
 }
 
 // h_n / c_n are optional outputs; h0 / c0 optional inputs (zeros); each one
