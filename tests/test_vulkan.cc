@@ -17,10 +17,12 @@
 #include "seqk/error.h"
 #include "seqk/gemm.h"
 #include "seqk/vulkan.h"
+#include "vulkan_fixture.h"
 
 namespace {
 
 namespace vk = seqk::vk;
+using seqk_test::Vulkan;
 
 // Sets an environment variable for one scope, restoring the old value.
 class ScopedEnv {
@@ -40,20 +42,6 @@ class ScopedEnv {
  private:
   const char* name_;
   std::optional<std::string> old_;
-};
-
-class Vulkan : public testing::Test {
- protected:
-  void SetUp() override {
-    if (!vk::vulkan_available()) GTEST_SKIP() << "no Vulkan loader or device: Vulkan tests skipped";
-    vk::clear_validation_messages();
-  }
-  void TearDown() override {
-    if (IsSkipped()) return;
-    const std::vector<std::string> messages = vk::validation_messages();
-    EXPECT_EQ(messages.size(), 0u) << "validation messages, the first: " << (messages.empty() ? "" : messages[0]);
-    vk::clear_validation_messages();
-  }
 };
 
 std::vector<float> random_values(std::size_t count, std::mt19937& rng) {

@@ -6,21 +6,13 @@
 #include <cstring>
 
 #include "kernels/cpu/lstm_steps.h"
+#include "kernels/lstm_args.h"
 #include "seqk/lstm.h"
 
 namespace seqk {
 namespace {
 
 using detail::kGatesPerUnit;
-
-void require_finite(const ConstView& v, const char* name) {
-  for (int64_t i = 0; i < v.numel(); ++i)
-    require(std::isfinite(v.data()[i]), name, " has a non-finite value at flat index ", i);
-}
-
-void require_optional_state(const ConstView& v, const char* name, int64_t batch, int64_t hidden) {
-  if (!v.empty()) require_shape(v, name, {batch, hidden});
-}
 
 // Copies a (B, H) state into (B, Hp) with zero padding (zeros if absent).
 AlignedVector padded_state(const ConstView& state, int64_t batch, int64_t hidden, int64_t padded) {
@@ -57,15 +49,7 @@ int64_t LstmLayer::parameter_count() const {
 }
 
 void LstmLayer::set_parameters(const LstmParams& params) {
-  const int64_t gates = kGatesPerUnit * hidden_size_;
-  require_shape(params.w_ih, "w_ih", {gates, input_size_});
-  require_shape(params.w_hh, "w_hh", {gates, hidden_size_});
-  require_shape(params.b_ih, "b_ih", {gates});
-  require_shape(params.b_hh, "b_hh", {gates});
-  require_finite(params.w_ih, "w_ih");
-  require_finite(params.w_hh, "w_hh");
-  require_finite(params.b_ih, "b_ih");
-  require_finite(params.b_hh, "b_hh");
+  detail::check_lstm_params(params, {input_size_, hidden_size_});
 
   const int64_t rows = kGatesPerUnit * padded_hidden_;
   w_ih_packed_ = PackedMatrix(params.w_ih, gate_order_);
@@ -99,24 +83,9 @@ int64_t LstmLayer::chunk_steps(int64_t steps, int64_t batch) const {
   return std::clamp<int64_t>(workspace_limit_ / step_bytes, 1, steps);
 }
 
-void LstmLayer::check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0,
-                               const ConstView& c0) const {
-  require(has_parameters_, "LSTM parameters are not set (call set_parameters first)");
-  require(x.data() != nullptr, "x is null");
-  require(x.rank() == 3, "x must be (T, B, D), got shape ", x.shape_string());
-  const int64_t steps = x.dim(0), batch = x.dim(1);
-  require(steps > 0, "x has T = 0 time steps");
-  require(batch > 0, "x has batch size B = 0");
-  require_shape(x, "x", {steps, batch, input_size_});
-  require_shape(y, "y", {steps, batch, hidden_size_});
-  require_optional_state(h0, "h0", batch, hidden_size_);
-  require_optional_state(c0, "c0", batch, hidden_size_);
-}
-
 void LstmLayer::check_forward(const LstmForwardArgs& args) const {
-  check_sequence(args.x, args.y, args.h0, args.c0);
-  require_optional_state(args.h_n, "h_n", args.x.dim(1), hidden_size_);
-  require_optional_state(args.c_n, "c_n", args.x.dim(1), hidden_size_);
+  require(has_parameters_, "LSTM parameters are not set (call set_parameters first)");
+  detail::check_lstm_forward(args, {input_size_, hidden_size_});
 }
 
 void LstmLayer::forward(const LstmForwardArgs& args, ThreadPool* pool) const {
@@ -169,25 +138,11 @@ void LstmLayer::run_forward(const LstmForwardArgs& args, float* saved_gates, flo
 
 void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads,
                          ThreadPool* pool) const {
-  check_sequence(args.x, args.y, args.h0, args.c0);
+  require(has_parameters_, "LSTM parameters are not set (call set_parameters first)");
+  detail::check_lstm_backward(args, grads, {input_size_, hidden_size_}, saved.gates_.empty() ? 0 : saved.steps_,
+                              saved.batch_, {saved.input_size_, saved.hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
-  const int64_t gates = kGatesPerUnit * hidden_size_, gate_cols = kGatesPerUnit * padded_hidden_;
-  require(!saved.gates_.empty(), "saved is empty: run the training forward (with LstmSaved) first");
-  require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
-          ", B = ", saved.batch_, ", but x has T = ", steps, ", B = ", batch);
-  require(saved.input_size_ == input_size_ && saved.hidden_size_ == hidden_size_,
-          "saved comes from a layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_,
-          ", but this layer has D = ", input_size_, ", H = ", hidden_size_);
-  require_shape(args.dy, "dy", {steps, batch, hidden_size_});
-  require_optional_state(args.dh_n, "dh_n", batch, hidden_size_);
-  require_optional_state(args.dc_n, "dc_n", batch, hidden_size_);
-  if (!args.dx.empty()) require_shape(args.dx, "dx", {steps, batch, input_size_});
-  require_optional_state(args.dh0, "dh0", batch, hidden_size_);
-  require_optional_state(args.dc0, "dc0", batch, hidden_size_);
-  require_shape(grads.w_ih, "grads.w_ih", {gates, input_size_});
-  require_shape(grads.w_hh, "grads.w_hh", {gates, hidden_size_});
-  require_shape(grads.b_ih, "grads.b_ih", {gates});
-  require_shape(grads.b_hh, "grads.b_hh", {gates});
+  const int64_t gate_cols = kGatesPerUnit * padded_hidden_;
   pool = pool ? pool : &ThreadPool::global();
 
   // From the last chunk of steps to the first: the recurrence over the

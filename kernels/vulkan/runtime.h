@@ -179,12 +179,49 @@ struct Buffer::Impl {
 };
 
 namespace detail {
+
+// lavapipe (llvmpipe) silently stops a shader after 65,535 loop iterations in
+// one invocation, summed over all its loops, and the results are then wrong.
+// Every kernel keeps its worst-case count per invocation under this budget
+// (half the limit), splitting the work into more dispatches where needed.
+constexpr uint64_t kLoopBudget = 32768;
+
 // Records one dispatch of `kernel` on `stream`, binding `buffers` to bindings
 // 0, 1, ... and `push` as the push constants. Inserts the barrier after the
 // previous dispatch.
 void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_values,
               std::span<const Buffer* const> buffers, const void* push, uint32_t groups_x, uint32_t groups_y,
               uint32_t groups_z);
+
+// Keeps `object` alive until the stream's recorded work has run (the next
+// submit returns, or the stream is destroyed).
+void retain(Stream& stream, std::shared_ptr<const void> object);
+
+// A matrix operand of gemm_strided: element (row, k) is
+// buffer[offset + row * row_stride + k * k_stride]; strides may be 0.
+struct Operand {
+  const Buffer* buffer = nullptr;
+  int64_t offset = 0, row_stride = 0, k_stride = 0;
+};
+
+// Shared-memory tile edge, the per-invocation register tile edge and the
+// depth of a K step (specialization constants of shaders/gemm.comp).
+struct GemmTiling {
+  uint32_t tile = 64, thread_tile = 4, depth = 16;
+};
+
+// Records C[c_offset + row * c_row_stride + col] (M, N) = A·Bᵀ (+ bias)
+// (+ C when accumulate), A (M, K) and B (N, K) as operands. Splits K into
+// accumulating passes to stay within kLoopBudget.
+void gemm_strided(Stream& stream, const Operand& a, const Operand& b, Buffer& c, int64_t c_offset,
+                  int64_t c_row_stride, int64_t m, int64_t n, int64_t k, const Buffer* bias, bool accumulate,
+                  GemmTiling tiling = {});
+
+// Records dst[dst_offset + i] = src[src_offset + i] for i < count.
+void copy(Stream& stream, const Buffer& src, int64_t src_offset, Buffer& dst, int64_t dst_offset, int64_t count);
+// Records dst[i] = value for every element.
+void fill(Stream& stream, Buffer& dst, float value);
+
 }  // namespace detail
 
 }  // namespace seqk::vk

@@ -8,14 +8,26 @@
 namespace seqk::vk::detail {
 namespace {
 
+const uint32_t kCopy[] = {
+#include "copy.spv.h"
+};
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
+};
+const uint32_t kLstmForwardStep[] = {
+#include "lstm_forward_step.spv.h"
+};
+const uint32_t kLstmBackwardStep[] = {
+#include "lstm_backward_step.spv.h"
 };
 
 }  // namespace
 
 std::span<const uint32_t> shader_spirv(const std::string& name) {
+  if (name == "copy") return kCopy;
   if (name == "gemm") return kGemm;
+  if (name == "lstm_forward_step") return kLstmForwardStep;
+  if (name == "lstm_backward_step") return kLstmBackwardStep;
   seqk::detail::fail("vulkan: no embedded shader named '", name, "'");
 }
 

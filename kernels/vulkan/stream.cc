@@ -3,8 +3,14 @@
 // reads/writes) on the previous dispatch's buffers, so a dispatch sees what
 // the one before wrote; barriers chain, so it also sees earlier ones. submit()
 // ends with a compute -> host barrier, submits, and waits on a fence.
-// Descriptor sets come from pools that are reset once the work is done.
+// Descriptor sets come from pools that are reset once the work is done; a
+// dispatch that binds the same buffers to the same kernel as an earlier one
+// in the same recording reuses its set (a recurrence's steps differ only in
+// push constants).
+#include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/vulkan/runtime.h"
@@ -32,6 +38,8 @@ struct Stream::Impl {
   bool recording = false;
   std::size_t recorded = 0;
   std::vector<VkBuffer> previous_buffers;  // of the last dispatch, for the next barrier
+  std::map<std::pair<const Kernel*, std::vector<VkBuffer>>, VkDescriptorSet> sets;  // of this recording
+  std::vector<std::shared_ptr<const void>> retained;  // alive until the recorded work has run
   double last_ms = -1.0;
 
   void begin();
@@ -166,6 +174,8 @@ void Stream::submit() {
   check(vkWaitForFences(s.d->device, 1, &s.fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
   for (VkDescriptorPool pool : s.descriptor_pools) check(vkResetDescriptorPool(s.d->device, pool, 0), "vkResetDescriptorPool");
   s.current_pool = 0;
+  s.sets.clear();
+  s.retained.clear();
 
   if (s.timestamps) {
     uint64_t ticks[2] = {0, 0};
@@ -197,19 +207,24 @@ void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_val
   VkPipeline pipeline = kernel.pipeline(spec_values);  // may throw: before anything is recorded
   s.begin();
 
-  VkDescriptorSet set = s.allocate_set(kernel);
-  std::vector<VkDescriptorBufferInfo> infos(buffers.size());
-  std::vector<VkWriteDescriptorSet> writes(buffers.size());
-  for (std::size_t i = 0; i < buffers.size(); ++i) {
-    infos[i] = {buffers[i]->impl().buffer, 0, VK_WHOLE_SIZE};
-    writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-    writes[i].dstSet = set;
-    writes[i].dstBinding = static_cast<uint32_t>(i);
-    writes[i].descriptorCount = 1;
-    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-    writes[i].pBufferInfo = &infos[i];
+  std::vector<VkBuffer> handles(buffers.size());
+  for (std::size_t i = 0; i < buffers.size(); ++i) handles[i] = buffers[i]->impl().buffer;
+  VkDescriptorSet& set = s.sets[{&kernel, handles}];
+  if (set == VK_NULL_HANDLE) {
+    set = s.allocate_set(kernel);
+    std::vector<VkDescriptorBufferInfo> infos(buffers.size());
+    std::vector<VkWriteDescriptorSet> writes(buffers.size());
+    for (std::size_t i = 0; i < buffers.size(); ++i) {
+      infos[i] = {handles[i], 0, VK_WHOLE_SIZE};
+      writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+      writes[i].dstSet = set;
+      writes[i].dstBinding = static_cast<uint32_t>(i);
+      writes[i].descriptorCount = 1;
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      writes[i].pBufferInfo = &infos[i];
+    }
+    vkUpdateDescriptorSets(s.d->device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
   }
-  vkUpdateDescriptorSets(s.d->device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
 
   if (!s.previous_buffers.empty()) {
     std::vector<VkBufferMemoryBarrier> barriers(s.previous_buffers.size());
@@ -231,9 +246,12 @@ void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_val
     vkCmdPushConstants(s.cmd, kernel.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, kernel.push_constant_bytes(), push);
   }
   vkCmdDispatch(s.cmd, groups_x, groups_y, groups_z);
-  s.previous_buffers.clear();
-  for (const Buffer* buffer : buffers) s.previous_buffers.push_back(buffer->impl().buffer);
+  s.previous_buffers = std::move(handles);
   ++s.recorded;
+}
+
+void retain(Stream& stream, std::shared_ptr<const void> object) {
+  stream.impl().retained.push_back(std::move(object));
 }
 
 }  // namespace detail

@@ -93,7 +93,6 @@ class LstmLayer {
                 ThreadPool* pool = nullptr) const;
 
  private:
-  void check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0, const ConstView& c0) const;
   void check_forward(const LstmForwardArgs& args) const;
   void run_forward(const LstmForwardArgs& args, float* saved_gates, float* saved_cells, ThreadPool* pool) const;
   int64_t chunk_steps(int64_t steps, int64_t batch) const;

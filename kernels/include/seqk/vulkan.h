@@ -122,8 +122,10 @@ class Stream {
 
 // Records C (M, N) = A (M, K) · Bᵀ (+ bias (N)); B is (N, K); all row-major
 // and dense. `tile` (a specialization constant: each value is its own cached
-// pipeline) sets the shared-memory tile and the TILE x TILE workgroup.
+// pipeline) is the edge of the block of C one workgroup computes, staged
+// through shared memory; the workgroup has at most 16 x 16 invocations, each
+// computing (tile / 16)² elements in registers when tile > 16.
 void gemm(Stream& stream, const Buffer& a, const Buffer& b, Buffer& c, int64_t m, int64_t n, int64_t k,
-          const Buffer* bias = nullptr, uint32_t tile = 16);
+          const Buffer* bias = nullptr, uint32_t tile = 64);
 
 }  // namespace seqk::vk

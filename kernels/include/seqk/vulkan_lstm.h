@@ -1,0 +1,103 @@
+// The LSTM layer on a Vulkan device: the CPU layer's parameters, shapes and
+// results (seqk/lstm.h), with the sequence, the states and the gradients in
+// device buffers.
+//
+// Two ways in:
+//  - record(...) entry points take device Buffers and record onto a Stream,
+//    so layers chain with nothing read back between them (a model keeps its
+//    activations on the device and submits once per batch);
+//  - forward/backward with the CPU layer's argument structs (host views):
+//    they upload, record, submit, wait and download. Same results as the CPU
+//    layer to fp32 rounding.
+//
+// How it runs: one GEMM gives x·W_ihᵀ + b for every step at once; then one
+// fused dispatch per time step computes h_{t-1}·W_hhᵀ for a block of hidden
+// units and applies the cell, so h and c never leave the device. Backward
+// runs one fused dispatch per step from the end (recurrent gradient + cell
+// backward), then GEMMs for dx and the weight and bias gradients.
+//
+// A layer keeps scratch buffers between calls; use it from one thread at a
+// time. Buffers given to record(...) must outlive the stream's submit.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "seqk/lstm.h"
+#include "seqk/vulkan.h"
+
+namespace seqk::vk {
+
+// Device-resident counterparts of LstmForwardArgs / LstmBackwardArgs /
+// LstmGrads: dense buffers with exactly those shapes; null where the CPU
+// struct takes an empty view.
+struct LstmForwardBuffers {
+  int64_t steps = 0, batch = 0;           // T, B
+  const Buffer* x = nullptr;              // (T, B, D)
+  Buffer* y = nullptr;                    // (T, B, H)
+  const Buffer *h0 = nullptr, *c0 = nullptr;  // (B, H); null: zeros
+  Buffer *h_n = nullptr, *c_n = nullptr;      // (B, H); null: not wanted
+};
+
+struct LstmBackwardBuffers {
+  int64_t steps = 0, batch = 0;
+  const Buffer *x = nullptr, *y = nullptr, *h0 = nullptr, *c0 = nullptr;  // as given to / made by forward
+  const Buffer* dy = nullptr;                                              // (T, B, H)
+  const Buffer *dh_n = nullptr, *dc_n = nullptr;                           // (B, H); null: zero
+  Buffer *dx = nullptr, *dh0 = nullptr, *dc0 = nullptr;                    // null: not wanted
+};
+
+struct LstmGradBuffers {
+  Buffer *w_ih = nullptr, *w_hh = nullptr, *b_ih = nullptr, *b_hh = nullptr;  // overwritten
+};
+
+// What a training forward keeps on the device for backward: the activated
+// gates (T, B, 4H, gate order i, f, g, o) and the cell states c_1..c_T.
+class LstmSaved {
+ public:
+  int64_t steps() const { return steps_; }
+  int64_t batch() const { return batch_; }
+
+ private:
+  friend class LstmLayer;
+  int64_t steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
+  std::shared_ptr<Buffer> gates_, cells_;
+};
+
+class LstmLayer {
+ public:
+  LstmLayer(Device& device, int64_t input_size, int64_t hidden_size);
+  ~LstmLayer();
+  LstmLayer(const LstmLayer&) = delete;
+  LstmLayer& operator=(const LstmLayer&) = delete;
+
+  int64_t input_size() const { return input_size_; }
+  int64_t hidden_size() const { return hidden_size_; }
+  Device& device() const { return device_; }
+
+  // Uploads the parameters (PyTorch layout, as for the CPU layer).
+  void set_parameters(const LstmParams& params);
+
+  // Recorded on `stream`; nothing runs before stream.submit().
+  void record_forward(Stream& stream, const LstmForwardBuffers& args);
+  void record_forward(Stream& stream, const LstmForwardBuffers& args, LstmSaved& saved);
+  void record_backward(Stream& stream, const LstmBackwardBuffers& args, const LstmSaved& saved,
+                       const LstmGradBuffers& grads);
+
+  // The CPU layer's API on host views: upload, run, download.
+  void forward(const LstmForwardArgs& args);
+  void forward(const LstmForwardArgs& args, LstmSaved& saved);
+  void backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads);
+
+  struct Impl;
+
+ private:
+  void record_forward_impl(Stream& stream, const LstmForwardBuffers& args, LstmSaved* saved);
+  void forward_from_host(const LstmForwardArgs& args, LstmSaved* saved);
+
+  Device& device_;
+  int64_t input_size_, hidden_size_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace seqk::vk

@@ -1,0 +1,349 @@
+// The LSTM layer on Vulkan: parameters and scratch on the device, the
+// sequence-wide GEMMs (input projection; dx, weight and bias gradients) on
+// shaders/gemm.comp, and one fused dispatch per time step
+// (shaders/lstm_forward_step.comp, shaders/lstm_backward_step.comp).
+#include "seqk/vulkan_lstm.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "kernels/lstm_args.h"
+#include "kernels/vulkan/runtime.h"
+#include "seqk/error.h"
+
+namespace seqk::vk {
+
+using detail::Operand;
+
+namespace {
+
+constexpr int64_t kGates = 4;
+
+// Workgroup shape of a step kernel (its specialization constants): `units`
+// hidden units x `batch` sequences per workgroup; each dot product of length
+// `depth` is split over `split` invocations.
+struct StepShape {
+  uint32_t threads, units, split, batch;
+};
+
+// rows_per_unit: 4 for forward (a unit's four gate rows), 1 for backward.
+StepShape step_shape(const Device::Impl& d, int64_t depth, int64_t rows_per_unit, int64_t batch, const char* kernel) {
+  const auto split = static_cast<uint32_t>(std::clamp<int64_t>(std::bit_floor(static_cast<uint64_t>(depth / 8 + 1)), 4, 32));
+  const uint32_t max_threads = std::bit_floor(std::min(256u, d.info.max_workgroup_invocations));
+  const uint32_t units = std::max<uint32_t>(1, max_threads / (split * rows_per_unit));
+  const auto batch_tile = static_cast<uint32_t>(std::min<uint64_t>(8, std::bit_ceil(static_cast<uint64_t>(batch))));
+  const StepShape shape{static_cast<uint32_t>(rows_per_unit) * units * split, units, split, batch_tile};
+  require(shape.threads <= d.info.max_workgroup_invocations && shape.threads <= d.limits.maxComputeWorkGroupSize[0] &&
+              uint64_t{shape.threads} * batch_tile * sizeof(float) <= d.info.max_shared_memory,
+          "vulkan LSTM: the ", kernel, " workgroup (", shape.threads, " invocations) does not fit the device");
+  // The loops of the step shaders, per invocation (see their headers).
+  const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (1 + batch_tile) + 2 * batch_tile;
+  const uint64_t cells = (uint64_t{units} * batch_tile + shape.threads - 1) / shape.threads * (5 + 4 * (1 + split));
+  require(dot + cells < detail::kLoopBudget, "vulkan LSTM: hidden size too large for the ", kernel,
+          " kernel's loop budget (", dot + cells, " iterations per invocation)");
+  return shape;
+}
+
+uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
+
+void require_size(const Buffer* buffer, const char* name, int64_t expected, bool optional = false) {
+  if (optional && buffer == nullptr) return;
+  require(buffer != nullptr, "vulkan LSTM: ", name, " is null");
+  require(static_cast<int64_t>(buffer->size()) == expected, "vulkan LSTM: ", name, " holds ", buffer->size(),
+          " floats, expected ", expected);
+}
+
+// A device buffer of at least `count` floats, kept between calls; a
+// replaced buffer stays alive until the work recorded with it has run.
+std::shared_ptr<Buffer> scratch(Device& device, Stream& stream, std::shared_ptr<Buffer>& slot, int64_t count) {
+  if (!slot || static_cast<int64_t>(slot->size()) < count) slot = std::make_shared<Buffer>(device, count);
+  detail::retain(stream, slot);
+  return slot;
+}
+
+std::shared_ptr<Buffer> upload(Device& device, const ConstView& view) {
+  auto buffer = std::make_shared<Buffer>(device, view.numel());
+  buffer->upload({view.data(), static_cast<std::size_t>(view.numel())});
+  return buffer;
+}
+
+std::shared_ptr<Buffer> upload_optional(Device& device, const ConstView& view) {
+  return view.empty() ? nullptr : upload(device, view);
+}
+
+std::shared_ptr<Buffer> output_optional(Device& device, const View& view) {
+  return view.empty() ? nullptr : std::make_shared<Buffer>(device, view.numel());
+}
+
+void download_optional(const std::shared_ptr<Buffer>& buffer, const View& view) {
+  if (buffer) buffer->download({view.data(), static_cast<std::size_t>(view.numel())});
+}
+
+}  // namespace
+
+struct LstmLayer::Impl {
+  // Parameters: PyTorch layout, plus the transposes backward reads row-wise
+  // and the summed bias. shared_ptr: recorded work keeps them alive.
+  std::shared_ptr<Buffer> w_ih, w_hh, w_ih_t, w_hh_t, bias, one;
+  // Scratch: inference gates (T, B, 4H), its cell state (B, H), backward's
+  // gate gradients (T, B, 4H) and dc (B, H).
+  std::shared_ptr<Buffer> pre, cell_state, dgates, dc;
+};
+
+LstmLayer::LstmLayer(Device& device, int64_t input_size, int64_t hidden_size)
+    : device_(device), input_size_(input_size), hidden_size_(hidden_size), impl_(std::make_unique<Impl>()) {
+  require(input_size > 0, "LSTM input_size must be positive, got ", input_size);
+  require(hidden_size > 0, "LSTM hidden_size must be positive, got ", hidden_size);
+  impl_->one = std::make_shared<Buffer>(device, 1);
+  const float one = 1.0f;
+  impl_->one->upload({&one, 1});
+}
+
+LstmLayer::~LstmLayer() = default;
+
+void LstmLayer::set_parameters(const LstmParams& params) {
+  seqk::detail::check_lstm_params(params, {input_size_, hidden_size_});
+  const int64_t gates = kGates * hidden_size_, d = input_size_, h = hidden_size_;
+  std::vector<float> w_ih_t(static_cast<std::size_t>(gates * d)), w_hh_t(static_cast<std::size_t>(gates * h));
+  for (int64_t r = 0; r < gates; ++r) {
+    for (int64_t k = 0; k < d; ++k) w_ih_t[k * gates + r] = params.w_ih.data()[r * d + k];
+    for (int64_t k = 0; k < h; ++k) w_hh_t[k * gates + r] = params.w_hh.data()[r * h + k];
+  }
+  std::vector<float> bias(static_cast<std::size_t>(gates));
+  for (int64_t r = 0; r < gates; ++r) bias[r] = params.b_ih.data()[r] + params.b_hh.data()[r];
+
+  // Fresh buffers (work recorded earlier keeps the old ones alive).
+  auto make = [&](std::span<const float> values) {
+    auto buffer = std::make_shared<Buffer>(device_, values.size());
+    buffer->upload(values);
+    return buffer;
+  };
+  Impl next = *impl_;
+  next.w_ih = make({params.w_ih.data(), static_cast<std::size_t>(gates * d)});
+  next.w_hh = make({params.w_hh.data(), static_cast<std::size_t>(gates * h)});
+  next.w_ih_t = make(w_ih_t);
+  next.w_hh_t = make(w_hh_t);
+  next.bias = make(bias);
+  *impl_ = std::move(next);
+}
+
+void LstmLayer::record_forward(Stream& stream, const LstmForwardBuffers& args) {
+  record_forward_impl(stream, args, nullptr);
+}
+
+void LstmLayer::record_forward(Stream& stream, const LstmForwardBuffers& args, LstmSaved& saved) {
+  record_forward_impl(stream, args, &saved);
+}
+
+void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& args, LstmSaved* saved) {
+  Impl& p = *impl_;
+  require(p.w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+  require(&stream.device() == &device_, "vulkan LSTM: the stream belongs to another device");
+  const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_, gates = kGates * h;
+  require(steps > 0 && batch > 0, "vulkan LSTM: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(steps * batch * std::max(gates, d) <= std::numeric_limits<uint32_t>::max(),
+          "vulkan LSTM: T * B * max(4H, D) exceeds 32-bit indexing");
+  require_size(args.x, "x", steps * batch * d);
+  require_size(args.y, "y", steps * batch * h);
+  require_size(args.h0, "h0", batch * h, true);
+  require_size(args.c0, "c0", batch * h, true);
+  require_size(args.h_n, "h_n", batch * h, true);
+  require_size(args.c_n, "c_n", batch * h, true);
+  require(args.y != args.x && args.y != args.h0 && args.y != args.c0 && args.y != args.h_n && args.y != args.c_n,
+          "vulkan LSTM: y must not share a buffer with another argument");
+  Device::Impl& dev = device_.impl();
+  const StepShape shape = step_shape(dev, h, kGates, batch, "forward step");
+
+  // Training writes the activated gates over the pre-activations, in place,
+  // and keeps every c_t; inference keeps one c.
+  std::shared_ptr<Buffer> pre, cells;
+  if (saved) {
+    if (!saved->gates_ || static_cast<int64_t>(saved->gates_->size()) != steps * batch * gates ||
+        static_cast<int64_t>(saved->cells_->size()) != steps * batch * h) {
+      saved->gates_ = std::make_shared<Buffer>(device_, steps * batch * gates);
+      saved->cells_ = std::make_shared<Buffer>(device_, steps * batch * h);
+    }
+    saved->steps_ = steps;
+    saved->batch_ = batch;
+    saved->input_size_ = d;
+    saved->hidden_size_ = h;
+    pre = saved->gates_;
+    cells = saved->cells_;
+    detail::retain(stream, pre);
+    detail::retain(stream, cells);
+  } else {
+    pre = scratch(device_, stream, p.pre, steps * batch * gates);
+    cells = args.c_n ? nullptr : scratch(device_, stream, p.cell_state, batch * h);
+  }
+  Buffer& cell_out = cells ? *cells : *args.c_n;
+  for (const auto& param : {p.w_ih, p.w_hh, p.bias}) detail::retain(stream, param);
+
+  detail::gemm_strided(stream, {args.x, 0, d, 1}, {p.w_ih.get(), 0, d, 1}, *pre, 0, gates, steps * batch, gates, d,
+                       p.bias.get(), false);
+
+  struct Push {
+    uint32_t hidden, batch;
+    uint32_t pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
+    uint32_t flags;
+  };
+  detail::Kernel& kernel = dev.kernel("lstm_forward_step", 7, sizeof(Push));
+  const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
+  const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
+  const Buffer* unused = p.w_hh.get();  // bound where a binding is not read
+  for (int64_t t = 0; t < steps; ++t) {
+    const bool first = t == 0;
+    const Buffer* h_prev = first ? (args.h0 ? args.h0 : unused) : args.y;
+    const Buffer* c_prev = first ? (args.c0 ? args.c0 : unused) : &cell_out;
+    const Push push{u32(h),
+                    u32(batch),
+                    u32(t * batch * gates),
+                    u32(first ? 0 : (t - 1) * batch * h),
+                    u32(first || !saved ? 0 : (t - 1) * batch * h),
+                    u32(t * batch * h),
+                    u32(saved ? t * batch * h : 0),
+                    u32(t * batch * gates),
+                    (first && !args.h0 ? 1u : 0u) | (first && !args.c0 ? 2u : 0u) | (saved ? 4u : 0u)};
+    const Buffer* buffers[] = {p.w_hh.get(), pre.get(), h_prev, c_prev, args.y, &cell_out, pre.get()};
+    detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
+  }
+  if (args.h_n) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
+  if (args.c_n && saved) detail::copy(stream, cell_out, (steps - 1) * batch * h, *args.c_n, 0, batch * h);
+}
+
+void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args, const LstmSaved& saved,
+                                const LstmGradBuffers& grads) {
+  Impl& p = *impl_;
+  require(p.w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+  require(&stream.device() == &device_, "vulkan LSTM: the stream belongs to another device");
+  const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_, gates = kGates * h;
+  require(steps > 0 && batch > 0, "vulkan LSTM: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(saved.gates_ != nullptr, "saved is empty: run the training forward (with LstmSaved) first");
+  require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
+          ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
+  require(saved.input_size_ == d && saved.hidden_size_ == h, "saved comes from a layer with D = ", saved.input_size_,
+          ", H = ", saved.hidden_size_, ", but this layer has D = ", d, ", H = ", h);
+  require_size(args.x, "x", steps * batch * d);
+  require_size(args.y, "y", steps * batch * h);
+  require_size(args.h0, "h0", batch * h, true);
+  require_size(args.c0, "c0", batch * h, true);
+  require_size(args.dy, "dy", steps * batch * h);
+  require_size(args.dh_n, "dh_n", batch * h, true);
+  require_size(args.dc_n, "dc_n", batch * h, true);
+  require_size(args.dx, "dx", steps * batch * d, true);
+  require_size(args.dh0, "dh0", batch * h, true);
+  require_size(args.dc0, "dc0", batch * h, true);
+  require_size(grads.w_ih, "grads.w_ih", gates * d);
+  require_size(grads.w_hh, "grads.w_hh", gates * h);
+  require_size(grads.b_ih, "grads.b_ih", gates);
+  require_size(grads.b_hh, "grads.b_hh", gates);
+  Device::Impl& dev = device_.impl();
+  const StepShape shape = step_shape(dev, gates, 1, batch, "backward step");
+
+  const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, steps * batch * gates);
+  const std::shared_ptr<Buffer> dc_scratch = args.dc0 ? nullptr : scratch(device_, stream, p.dc, batch * h);
+  Buffer& dc = args.dc0 ? *args.dc0 : *dc_scratch;
+  for (const auto& kept : {p.w_ih_t, p.w_hh_t, p.one, saved.gates_, saved.cells_}) detail::retain(stream, kept);
+
+  // dc_T = dc_n; the scratch may be larger than (B, H): only its start is used.
+  if (args.dc_n) {
+    detail::copy(stream, *args.dc_n, 0, dc, 0, batch * h);
+  } else {
+    detail::fill(stream, dc, 0.0f);
+  }
+
+  struct Push {
+    uint32_t hidden, batch;
+    uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, c_prev_offset;
+    uint32_t flags;
+  };
+  detail::Kernel& kernel = dev.kernel("lstm_backward_step", 8, sizeof(Push));
+  const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
+  const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
+  const Buffer* unused = p.w_hh_t.get();
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const bool last = t == steps - 1, first = t == 0;
+    const Push push{u32(h),
+                    u32(batch),
+                    u32(last ? 0 : (t + 1) * batch * gates),
+                    u32(t * batch * gates),
+                    u32(t * batch * h),
+                    u32(t * batch * gates),
+                    u32(t * batch * h),
+                    u32(first ? 0 : (t - 1) * batch * h),
+                    (last ? 1u : 0u) | (last && args.dh_n ? 2u : 0u) | (first && !args.c0 ? 4u : 0u)};
+    const Buffer* c_prev = first ? (args.c0 ? args.c0 : unused) : saved.cells_.get();
+    const Buffer* buffers[] = {p.w_hh_t.get(), dgates.get(), args.dy,           args.dh_n ? args.dh_n : unused,
+                               &dc,            saved.gates_.get(), saved.cells_.get(), c_prev};
+    detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
+  }
+
+  const Operand dg{dgates.get(), 0, gates, 1};              // (T·B, 4H)
+  const Operand dg_t{dgates.get(), 0, 1, gates};            // (4H, T·B)
+  if (args.dh0) detail::gemm_strided(stream, dg, {p.w_hh_t.get(), 0, gates, 1}, *args.dh0, 0, h, batch, h, gates, nullptr, false);
+  if (args.dx) {
+    detail::gemm_strided(stream, dg, {p.w_ih_t.get(), 0, gates, 1}, *args.dx, 0, d, steps * batch, d, gates, nullptr,
+                         false);
+  }
+  detail::gemm_strided(stream, dg_t, {args.x, 0, 1, d}, *grads.w_ih, 0, d, gates, d, steps * batch, nullptr, false);
+  // dW_hh = Σ_t dG_tᵀ·h_{t-1}: h_{t-1} is y_{t-1}, and h0 for the first step.
+  if (steps > 1) {
+    detail::gemm_strided(stream, {dgates.get(), batch * gates, 1, gates}, {args.y, 0, 1, h}, *grads.w_hh, 0, h, gates,
+                         h, (steps - 1) * batch, nullptr, false);
+  }
+  if (args.h0) {
+    detail::gemm_strided(stream, dg_t, {args.h0, 0, 1, h}, *grads.w_hh, 0, h, gates, h, batch, nullptr, steps > 1);
+  } else if (steps == 1) {
+    detail::fill(stream, *grads.w_hh, 0.0f);
+  }
+  // Both bias gradients are the gate gradients summed over steps and batch.
+  detail::gemm_strided(stream, dg_t, {p.one.get(), 0, 0, 0}, *grads.b_ih, 0, 1, gates, 1, steps * batch, nullptr,
+                       false);
+  detail::copy(stream, *grads.b_ih, 0, *grads.b_hh, 0, gates);
+}
+
+void LstmLayer::forward(const LstmForwardArgs& args) { forward_from_host(args, nullptr); }
+
+void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved) { forward_from_host(args, &saved); }
+
+void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved) {
+  require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+  seqk::detail::check_lstm_forward(args, {input_size_, hidden_size_});
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  auto x = upload(device_, args.x), h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
+  auto y = std::make_shared<Buffer>(device_, args.y.numel());
+  auto h_n = output_optional(device_, args.h_n), c_n = output_optional(device_, args.c_n);
+  Stream stream(device_);
+  record_forward_impl(stream, {steps, batch, x.get(), y.get(), h0.get(), c0.get(), h_n.get(), c_n.get()}, saved);
+  stream.submit();
+  download_optional(y, args.y);
+  download_optional(h_n, args.h_n);
+  download_optional(c_n, args.c_n);
+}
+
+void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads) {
+  require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+  seqk::detail::check_lstm_backward(args, grads, {input_size_, hidden_size_}, saved.gates_ ? saved.steps_ : 0,
+                              saved.batch_, {saved.input_size_, saved.hidden_size_});
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  auto x = upload(device_, args.x), y = upload(device_, args.y), dy = upload(device_, args.dy);
+  auto h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
+  auto dh_n = upload_optional(device_, args.dh_n), dc_n = upload_optional(device_, args.dc_n);
+  auto dx = output_optional(device_, args.dx), dh0 = output_optional(device_, args.dh0);
+  auto dc0 = output_optional(device_, args.dc0);
+  auto dw_ih = output_optional(device_, grads.w_ih), dw_hh = output_optional(device_, grads.w_hh);
+  auto db_ih = output_optional(device_, grads.b_ih), db_hh = output_optional(device_, grads.b_hh);
+  Stream stream(device_);
+  record_backward(stream,
+                  {steps, batch, x.get(), y.get(), h0.get(), c0.get(), dy.get(), dh_n.get(), dc_n.get(), dx.get(),
+                   dh0.get(), dc0.get()},
+                  saved, {dw_ih.get(), dw_hh.get(), db_ih.get(), db_hh.get()});
+  stream.submit();
+  for (const auto& [buffer, view] : {std::pair{dx, args.dx}, {dh0, args.dh0}, {dc0, args.dc0}, {dw_ih, grads.w_ih},
+                                     {dw_hh, grads.w_hh}, {db_ih, grads.b_ih}, {db_hh, grads.b_hh}})
+    download_optional(buffer, view);
+}
+
+}  // namespace seqk::vk

@@ -1,0 +1,85 @@
+// One LSTM time step of backward, fused, going from the last step to the
+// first: dh_t = dy_t (+ dh_n at the last step) + dG_{t+1}·W_hh for a block of
+// UNITS hidden units and BATCH sequences, then the cell's backward for those
+// units, which writes the pre-activation gate gradients dG_t (T, B, 4H; the
+// weight-gradient GEMMs read them afterwards) and carries dc_{t-1}.
+//
+// W_hh is read transposed (H, 4H), so invocation (unit, slice) walks one
+// contiguous row. Loops run ceil(4H / SPLIT) * BATCH times per invocation;
+// the host keeps that far below lavapipe's 65,535.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "activations.glsl"
+
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = 1) const uint UNITS = 8;
+layout(constant_id = 2) const uint SPLIT = 8;
+layout(constant_id = 3) const uint BATCH = 1;
+
+layout(std430, set = 0, binding = 0) readonly buffer WeightHHT { float w_hh_t[]; };  // (H, 4H)
+layout(std430, set = 0, binding = 1) buffer GateGrads { float dgates[]; };           // (T, B, 4H)
+layout(std430, set = 0, binding = 2) readonly buffer DY { float dy[]; };             // (T, B, H)
+layout(std430, set = 0, binding = 3) readonly buffer DHN { float dh_n[]; };          // (B, H)
+layout(std430, set = 0, binding = 4) buffer DC { float dc[]; };                      // (B, H): dc_t in, dc_{t-1} out
+layout(std430, set = 0, binding = 5) readonly buffer Gates { float gates[]; };       // activated, (T, B, 4H)
+layout(std430, set = 0, binding = 6) readonly buffer Cells { float cells[]; };       // c_t, (T, B, H)
+layout(std430, set = 0, binding = 7) readonly buffer CPrev { float c_prev[]; };      // c0 or cells
+
+layout(push_constant) uniform Step {
+  uint hidden, batch;
+  uint dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, c_prev_offset;
+  uint flags;  // 1: no step after this one (dG_{t+1} = 0); 2: add dh_n; 4: c_{t-1} = 0
+} p;
+
+shared float partial[UNITS * BATCH * SPLIT];
+
+void main() {
+  const uint tid = gl_LocalInvocationIndex;
+  const uint unit0 = gl_WorkGroupID.x * UNITS;
+  const uint batch0 = gl_WorkGroupID.y * BATCH;
+  const uint H = p.hidden;
+
+  // Recurrent gradient: invocation (unit, slice).
+  const uint slice = tid % SPLIT;
+  const uint row = tid / SPLIT;
+  const uint unit = unit0 + row;
+  float acc[BATCH];
+  for (uint b = 0; b < BATCH; ++b) acc[b] = 0.0;
+  if (unit < H && (p.flags & 1u) == 0) {
+    for (uint r = slice; r < 4 * H; r += SPLIT) {
+      const float w = w_hh_t[unit * 4 * H + r];
+      for (uint b = 0; b < BATCH; ++b) {
+        if (batch0 + b < p.batch) acc[b] = fma(w, dgates[p.dgates_next_offset + (batch0 + b) * 4 * H + r], acc[b]);
+      }
+    }
+  }
+  for (uint b = 0; b < BATCH; ++b) partial[(row * BATCH + b) * SPLIT + slice] = acc[b];
+  barrier();
+
+  // Cell backward: invocation (unit, sequence).
+  for (uint cell = tid; cell < UNITS * BATCH; cell += gl_WorkGroupSize.x) {
+    const uint u = unit0 + cell % UNITS;
+    const uint b = batch0 + cell / UNITS;
+    if (u >= H || b >= p.batch) continue;
+    float dh = dy[p.dy_offset + b * H + u];
+    if ((p.flags & 2u) != 0) dh += dh_n[b * H + u];
+    for (uint s = 0; s < SPLIT; ++s) dh += partial[((cell % UNITS) * BATCH + cell / UNITS) * SPLIT + s];
+
+    const uint base = p.gates_offset + b * 4 * H + u;
+    const float i = gates[base];
+    const float f = gates[base + H];
+    const float g = gates[base + 2 * H];
+    const float o = gates[base + 3 * H];
+    const float c = cells[p.cells_offset + b * H + u];
+    const float c_before = (p.flags & 4u) != 0 ? 0.0 : c_prev[p.c_prev_offset + b * H + u];
+    const float tanh_c = tanh_stable(c);
+    const float dc_t = dc[b * H + u] + dh * o * (1.0 - tanh_c * tanh_c);
+
+    const uint grad = p.dgates_offset + b * 4 * H + u;
+    dgates[grad] = dc_t * g * i * (1.0 - i);
+    dgates[grad + H] = dc_t * c_before * f * (1.0 - f);
+    dgates[grad + 2 * H] = dc_t * i * (1.0 - g * g);
+    dgates[grad + 3 * H] = dh * tanh_c * o * (1.0 - o);
+    dc[b * H + u] = dc_t * f;
+  }
+}

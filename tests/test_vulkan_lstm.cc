@@ -1,0 +1,237 @@
+// The Vulkan LSTM layer: forward against the fp64 reference and backward
+// against finite differences (the same problems and tolerances as the CPU
+// suite, lstm_problem.h), the device-resident record API against the CPU
+// layer, and bad input. Runs under the validation layers (vulkan_fixture.h).
+//
+// Sizes are small and awkward on purpose: lavapipe is slow, and hidden sizes
+// that are not multiples of a workgroup's units or batch tile exercise the
+// edges of the step kernels.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "lstm_problem.h"
+#include "reference.h"
+#include "seqk/error.h"
+#include "seqk/lstm.h"
+#include "seqk/vulkan.h"
+#include "seqk/vulkan_lstm.h"
+#include "vulkan_fixture.h"
+
+namespace seqk_test {
+namespace {
+
+namespace vk = seqk::vk;
+
+class VulkanLstm : public Vulkan {
+ protected:
+  vk::Device& device() {
+    static vk::Device device;  // one per process: opening a device under validation is slow
+    return device;
+  }
+};
+
+// D, H, B, T: units per workgroup and batch tiles do not divide H and B.
+struct Sizes {
+  int64_t D, H, B, T;
+};
+constexpr Sizes kForwardSizes[] = {{1, 1, 1, 1},  {3, 5, 2, 4},   {7, 17, 3, 5},  {20, 33, 9, 3},
+                                   {5, 64, 1, 6}, {2, 130, 10, 2}, {4, 8, 2, 40}};
+
+TEST_F(VulkanLstm, ForwardMatchesFp64Reference) {
+  for (const Sizes& s : kForwardSizes) {
+    for (bool with_state : {false, true}) {
+      const Problem p = make_problem(s.D, s.H, s.B, s.T, with_state, 3);
+      vk::LstmLayer layer(device(), s.D, s.H);
+      layer.set_parameters(p.params());
+      EXPECT_TRUE(forward_matches_reference<vk::LstmSaved>(layer, p));
+    }
+  }
+}
+
+// h_n and c_n are optional outputs: not asked for, not written.
+TEST_F(VulkanLstm, OptionalOutputsAreLeftAlone) {
+  const Problem p = make_problem(3, 17, 2, 3, true, 4);
+  vk::LstmLayer layer(device(), 3, 17);
+  layer.set_parameters(p.params());
+  Outputs out(p);
+  layer.forward(out.args(p, /*want_h_n=*/false, /*want_c_n=*/false));
+  EXPECT_TRUE(all_sentinel(out.h_n.data(), out.h_n.size()));
+  EXPECT_TRUE(all_sentinel(out.c_n.data(), out.c_n.size()));
+  EXPECT_TRUE(close_forward("y", out.y, p.reference().y, p));
+}
+
+const GradCase kVulkanGradCases[] = {
+    {3, 5, 2, 4, true}, {3, 17, 2, 4, true}, {1, 1, 1, 1, true}, {7, 33, 3, 3, true}, {3, 5, 2, 4, false},
+    {4, 17, 1, 3, false}, {2, 9, 10, 2, true},
+};
+
+TEST_F(VulkanLstm, BackwardMatchesFiniteDifferences) {
+  for (const GradCase& c : kVulkanGradCases) {
+    SCOPED_TRACE(testing::Message() << "D=" << c.D << " H=" << c.H << " B=" << c.B << " T=" << c.T
+                                    << (c.with_state ? " with states" : " no states"));
+    const GradProblem g = make_grad_problem(c);
+    const FdGradients& fd = fd_gradients(c);
+    vk::LstmLayer layer(device(), c.D, c.H);
+    layer.set_parameters(g.p.params());
+    const Analytic a = run_backward_on<vk::LstmSaved>(layer, g, c, /*want_dx=*/true, NAN, nullptr);
+    EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
+    expect_gradients_close(a, fd, c.with_state);
+    if (!c.with_state) {
+      for (float v : a.dh0) ASSERT_TRUE(std::isnan(v)) << "dh0 was written though not asked for";
+      for (float v : a.dc0) ASSERT_TRUE(std::isnan(v)) << "dc0 was written though not asked for";
+    }
+  }
+}
+
+// Two stacked layers recorded on one stream, the first one's y feeding the
+// second one's x on the device, one submit; forward and backward against the
+// CPU layers (both fp32, so the tolerance is relative to each tensor's scale).
+TEST_F(VulkanLstm, StackedLayersStayOnTheDevice) {
+  const int64_t D = 6, H1 = 11, H2 = 7, B = 3, T = 5;
+  const Problem p1 = make_problem(D, H1, B, T, true, 7);
+  const Problem p2 = make_problem(H1, H2, B, T, false, 8);
+  const std::vector<float> dy2 = random_floats(T * B * H2, 81);
+
+  // CPU.
+  seqk::LstmLayer cpu1(D, H1), cpu2(H1, H2);
+  cpu1.set_parameters(p1.params());
+  cpu2.set_parameters(p2.params());
+  std::vector<float> y1(T * B * H1), y2(T * B * H2), dx(T * B * D), dy1(T * B * H1);
+  std::vector<float> dw_ih1(4 * H1 * D), dw_hh1(4 * H1 * H1), db_ih1(4 * H1), db_hh1(4 * H1);
+  std::vector<float> dw_ih2(4 * H2 * H1), dw_hh2(4 * H2 * H2), db_ih2(4 * H2), db_hh2(4 * H2);
+  seqk::LstmSaved saved1, saved2;
+  cpu1.forward({p1.x_view(), View(y1.data(), {T, B, H1}), p1.h0_view(), p1.c0_view(), {}, {}}, saved1);
+  cpu2.forward({ConstView(y1.data(), {T, B, H1}), View(y2.data(), {T, B, H2}), {}, {}, {}, {}}, saved2);
+  LstmBackwardArgs back2;
+  back2.x = ConstView(y1.data(), {T, B, H1});
+  back2.y = ConstView(y2.data(), {T, B, H2});
+  back2.dy = ConstView(dy2.data(), {T, B, H2});
+  back2.dx = View(dy1.data(), {T, B, H1});
+  cpu2.backward(back2, saved2,
+                {View(dw_ih2.data(), {4 * H2, H1}), View(dw_hh2.data(), {4 * H2, H2}), View(db_ih2.data(), {4 * H2}),
+                 View(db_hh2.data(), {4 * H2})});
+  LstmBackwardArgs back1;
+  back1.x = p1.x_view();
+  back1.y = ConstView(y1.data(), {T, B, H1});
+  back1.h0 = p1.h0_view();
+  back1.c0 = p1.c0_view();
+  back1.dy = ConstView(dy1.data(), {T, B, H1});
+  back1.dx = View(dx.data(), {T, B, D});
+  cpu1.backward(back1, saved1,
+                {View(dw_ih1.data(), {4 * H1, D}), View(dw_hh1.data(), {4 * H1, H1}), View(db_ih1.data(), {4 * H1}),
+                 View(db_hh1.data(), {4 * H1})});
+
+  // Vulkan: everything recorded on one stream, one submit.
+  vk::Device& dev = device();
+  vk::LstmLayer gpu1(dev, D, H1), gpu2(dev, H1, H2);
+  gpu1.set_parameters(p1.params());
+  gpu2.set_parameters(p2.params());
+  auto buffer = [&](const std::vector<float>& values) {
+    auto b = std::make_unique<vk::Buffer>(dev, values.size());
+    b->upload(values);
+    return b;
+  };
+  auto x = buffer(p1.x), h0 = buffer(p1.h0), c0 = buffer(p1.c0), d_y2 = buffer(dy2);
+  vk::Buffer g_y1(dev, T * B * H1), g_y2(dev, T * B * H2), g_dy1(dev, T * B * H1), g_dx(dev, T * B * D);
+  vk::Buffer g_dw_ih1(dev, 4 * H1 * D), g_dw_hh1(dev, 4 * H1 * H1), g_db_ih1(dev, 4 * H1), g_db_hh1(dev, 4 * H1);
+  vk::Buffer g_dw_ih2(dev, 4 * H2 * H1), g_dw_hh2(dev, 4 * H2 * H2), g_db_ih2(dev, 4 * H2), g_db_hh2(dev, 4 * H2);
+  vk::LstmSaved s1, s2;
+  vk::Stream stream(dev);
+  gpu1.record_forward(stream, {T, B, x.get(), &g_y1, h0.get(), c0.get(), nullptr, nullptr}, s1);
+  gpu2.record_forward(stream, {T, B, &g_y1, &g_y2, nullptr, nullptr, nullptr, nullptr}, s2);
+  gpu2.record_backward(stream, {T, B, &g_y1, &g_y2, nullptr, nullptr, d_y2.get(), nullptr, nullptr, &g_dy1},
+                       s2, {&g_dw_ih2, &g_dw_hh2, &g_db_ih2, &g_db_hh2});
+  gpu1.record_backward(stream, {T, B, x.get(), &g_y1, h0.get(), c0.get(), &g_dy1, nullptr, nullptr, &g_dx}, s1,
+                       {&g_dw_ih1, &g_dw_hh1, &g_db_ih1, &g_db_hh1});
+  stream.submit();
+
+  // Tolerance: 1e-5 of the tensor's largest magnitude (see close_gradient).
+  auto expect_close = [](const char* what, const vk::Buffer& got, const std::vector<float>& want) {
+    EXPECT_TRUE(close_gradient(what, got.download(), to_double(want)));
+  };
+  expect_close("y2", g_y2, y2);
+  expect_close("dx", g_dx, dx);
+  expect_close("dw_ih1", g_dw_ih1, dw_ih1);
+  expect_close("dw_hh1", g_dw_hh1, dw_hh1);
+  expect_close("db_hh1", g_db_hh1, db_hh1);
+  expect_close("dw_ih2", g_dw_ih2, dw_ih2);
+  expect_close("dw_hh2", g_dw_hh2, dw_hh2);
+  expect_close("db_ih2", g_db_ih2, db_ih2);
+}
+
+// Bad input: a clear error naming the argument, and nothing written.
+TEST_F(VulkanLstm, RejectsBadInput) {
+  const Problem p = make_problem(3, 5, 2, 4, true, 9);
+  vk::LstmLayer layer(device(), 3, 5);
+  Outputs out(p);
+  EXPECT_THROW(
+      {
+        try {
+          layer.forward(out.args(p));
+        } catch (const seqk::Error& e) {
+          EXPECT_NE(std::string(e.what()).find("set_parameters"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      seqk::Error);
+  std::vector<float> bad_w = p.w_hh;
+  bad_w[3] = NAN;
+  LstmParams params = p.params();
+  params.w_hh = ConstView(bad_w.data(), {20, 5});
+  EXPECT_THROW(layer.set_parameters(params), seqk::Error);
+  layer.set_parameters(p.params());
+
+  // Host API: wrong shapes.
+  LstmForwardArgs args = out.args(p);
+  args.h0 = ConstView(p.h0.data(), {2, 4});
+  EXPECT_THROW(layer.forward(args), seqk::Error);
+  EXPECT_TRUE(all_sentinel(out.y.data(), out.y.size()));
+
+  // Record API: wrong buffer sizes, saved from another shape.
+  vk::Device& dev = device();
+  vk::Buffer x(dev, 4 * 2 * 3), y(dev, 4 * 2 * 5), short_y(dev, 4 * 2 * 5 - 1), h(dev, 2 * 5);
+  vk::Stream stream(dev);
+  EXPECT_THROW(layer.record_forward(stream, {4, 2, &x, &short_y}), seqk::Error);
+  EXPECT_THROW(layer.record_forward(stream, {4, 2, &x, &y, &short_y}), seqk::Error);
+  EXPECT_THROW(layer.record_forward(stream, {0, 2, &x, &y}), seqk::Error);
+  EXPECT_THROW(layer.record_forward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}), seqk::Error);
+  EXPECT_EQ(stream.recorded(), 0u) << "a rejected call recorded work";
+  vk::LstmSaved saved;
+  vk::Buffer dx(dev, 4 * 2 * 3), g_ih(dev, 20 * 3), g_hh(dev, 20 * 5), g_b(dev, 20), g_b2(dev, 20);
+  EXPECT_THROW(layer.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_hh, &g_b, &g_b2}),
+               seqk::Error);  // saved is empty
+  layer.record_forward(stream, {4, 2, &x, &y}, saved);
+  EXPECT_THROW(layer.record_backward(stream, {3, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_hh, &g_b, &g_b2}),
+               seqk::Error);  // T differs from saved
+  EXPECT_THROW(layer.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_ih, &g_b, &g_b2}),
+               seqk::Error);  // grads.w_hh has the wrong size
+  stream.submit();
+}
+
+// The GEMM splits K into accumulating passes to stay within lavapipe's loop
+// limit; K = 20000 takes several passes at every tiling.
+TEST_F(VulkanLstm, GemmWithLongDepthMatchesFp64) {
+  const int64_t m = 3, n = 5, k = 20000;
+  const std::vector<float> a = random_floats(m * k, 91), b = random_floats(n * k, 92);
+  vk::Device& dev = device();
+  vk::Buffer ga(dev, m * k), gb(dev, n * k), gc(dev, m * n);
+  ga.upload(a);
+  gb.upload(b);
+  for (uint32_t tile : {8u, 16u, 64u}) {
+    vk::Stream stream(dev);
+    vk::gemm(stream, ga, gb, gc, m, n, k, nullptr, tile);
+    EXPECT_GT(stream.recorded(), 1u) << "tile " << tile << ": K was not split";
+    stream.submit();
+    const GemmReference ref = reference_gemm(ConstView(a.data(), {m, k}), ConstView(b.data(), {n, k}), nullptr, nullptr);
+    std::vector<double> tol(ref.magnitude.size());
+    for (std::size_t i = 0; i < tol.size(); ++i) tol[i] = 1e-6 * ref.magnitude[i] * std::sqrt(double(k)) + 1e-6;
+    const std::vector<float> c = gc.download();
+    EXPECT_TRUE(close_elementwise("c", c.data(), ref.c.data(), tol.data(), c.size())) << "tile " << tile;
+  }
+}
+
+}  // namespace
+}  // namespace seqk_test
