@@ -1,5 +1,6 @@
 // LSTM layer forward (inference) and forward+backward (training) at the
-// standard shapes, seqk beside oneDNN's LSTM primitive when it is built in.
+// standard shapes: seqk on the CPU beside oneDNN's LSTM primitive when it is
+// built in, and seqk on every Vulkan device found.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -12,6 +13,15 @@
 #include "bench/machine_context.h"
 #include "seqk/lstm.h"
 #include "seqk/thread_pool.h"
+
+#if SEQK_HAVE_VULKAN
+#include <chrono>
+#include <map>
+#include <memory>
+
+#include "seqk/vulkan.h"
+#include "seqk/vulkan_lstm.h"
+#endif
 
 #if SEQK_HAVE_ONEDNN
 #include <cstdlib>
@@ -98,6 +108,89 @@ void bench_onednn_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) 
 }
 #endif
 
+#if SEQK_HAVE_VULKAN
+namespace vk = seqk::vk;
+
+vk::Device& vulkan_device(int index) {
+  static std::map<int, std::unique_ptr<vk::Device>> devices;  // opened once per run
+  std::unique_ptr<vk::Device>& device = devices[index];
+  if (!device) device = std::make_unique<vk::Device>(index);
+  return *device;
+}
+
+// The layer on one Vulkan device with its data resident there; each
+// iteration records the pass on a stream and submits it. The row's time is
+// the GPU time of the submit (timestamps); "wall_ms" adds recording,
+// submission and the wait, i.e. what a caller sees per pass.
+void bench_vulkan_lstm(benchmark::State& state, int device_index, LstmShape shape, LstmPass pass) {
+  const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
+  vk::Device& device = vulkan_device(device_index);
+  const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));
+  const std::vector<float> w_ih = uniform_random(4 * H * D, weight_bound, 1);
+  const std::vector<float> w_hh = uniform_random(4 * H * H, weight_bound, 2);
+  const std::vector<float> b_ih = uniform_random(4 * H, weight_bound, 3);
+  const std::vector<float> b_hh = uniform_random(4 * H, weight_bound, 4);
+  vk::LstmLayer layer(device, D, H);
+  layer.set_parameters({{w_ih.data(), {4 * H, D}}, {w_hh.data(), {4 * H, H}}, {b_ih.data(), {4 * H}}, {b_hh.data(), {4 * H}}});
+  vk::Buffer x(device, T * B * D), y(device, T * B * H), dy(device, T * B * H), dx(device, T * B * D);
+  x.upload(uniform_random(T * B * D, 1.0f, 5));
+  dy.upload(uniform_random(T * B * H, 1.0f, 6));
+  vk::Buffer dw_ih(device, w_ih.size()), dw_hh(device, w_hh.size()), db_ih(device, b_ih.size()),
+      db_hh(device, b_hh.size());
+  const vk::LstmForwardBuffers forward{T, B, &x, &y};
+  const vk::LstmBackwardBuffers backward{T, B, &x, &y, nullptr, nullptr, &dy, nullptr, nullptr, &dx};
+  vk::LstmSaved saved;
+
+  const bool timestamps = device.info().timestamps;
+  vk::Stream stream(device, timestamps);
+  auto run = [&] {
+    if (pass == LstmPass::kForward) {
+      layer.record_forward(stream, forward);
+    } else {
+      layer.record_forward(stream, forward, saved);
+      layer.record_backward(stream, backward, saved, {&dw_ih, &dw_hh, &db_ih, &db_hh});
+    }
+    stream.submit();
+  };
+  // Warm-up (pipelines, scratch buffers), except on a CPU device, where one
+  // pass takes seconds and the warm-up costs are lost in it.
+  if (device.info().type != vk::DeviceType::kCpu) run();
+  double gpu_seconds = 0, wall_seconds = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double gpu = timestamps ? stream.last_gpu_ms() * 1e-3 : wall;
+    state.SetIterationTime(gpu);
+    gpu_seconds += gpu;
+    wall_seconds += wall;
+  }
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["GFLOP/s"] = lstm_flops(shape, pass) * iterations / gpu_seconds * 1e-9;
+  state.counters["wall_ms"] = wall_seconds / iterations * 1e3;
+  state.counters["gpu_ms"] = gpu_seconds / iterations * 1e3;
+  state.counters["gpu_timestamps"] = timestamps ? 1 : 0;
+}
+
+// Every Vulkan device, by index; none (with a note in the context) when
+// there is no loader or device, so the CPU rows still run.
+std::vector<vk::DeviceInfo> vulkan_devices() {
+  if (!vk::vulkan_available()) {
+    benchmark::AddCustomContext("vulkan", "no Vulkan loader or device: Vulkan rows skipped");
+    return {};
+  }
+  const std::vector<vk::DeviceInfo> devices = vk::list_devices();
+  for (const vk::DeviceInfo& info : devices) {
+    benchmark::AddCustomContext("vulkan_device_" + std::to_string(info.index),
+                                info.name + " | driver " + info.driver_name + " | " + vk::to_string(info.type) +
+                                    " | Vulkan " + std::to_string(info.api_version >> 22) + "." +
+                                    std::to_string((info.api_version >> 12) & 0x3ff) + " | subgroup " +
+                                    std::to_string(info.subgroup_size));
+  }
+  return devices;
+}
+#endif
+
 }  // namespace
 
 void register_benchmarks() {
@@ -120,6 +213,26 @@ void register_benchmarks() {
 #endif
     }
   }
+#if SEQK_HAVE_VULKAN
+  // A CPU device (lavapipe) is about a thousand times slower than a GPU:
+  // one iteration, one repetition there (about 2 minutes for all rows on
+  // 2 vCPUs).
+  for (const vk::DeviceInfo& info : vulkan_devices()) {
+    for (const LstmPass pass : {LstmPass::kForward, LstmPass::kForwardBackward}) {
+      for (const LstmShape& shape : kStandardLstmShapes) {
+        auto* row = benchmark::RegisterBenchmark(
+            lstm_row_name(pass, "seqk-vulkan" + std::to_string(info.index), shape).c_str(),
+            skipping_errors(bench_vulkan_lstm), info.index, shape, pass);
+        row->UseManualTime()->Unit(benchmark::kMillisecond);
+        if (info.type == vk::DeviceType::kCpu) {
+          row->Iterations(1)->Repetitions(1);
+        } else {
+          row->MinTime(kMinTimeSeconds);
+        }
+      }
+    }
+  }
+#endif
 }
 
 }  // namespace seqk_bench

@@ -53,11 +53,14 @@ int choose(const std::vector<DeviceInfo>& infos) {
 
 }  // namespace
 
-Device::Device() : impl_(std::make_unique<Impl>()) {
+Device::Device() : Device(-1) {}
+
+Device::Device(int index) : impl_(std::make_unique<Impl>()) {
   const std::vector<VkPhysicalDevice> physicals = detail::physical_devices();
   std::vector<DeviceInfo> infos;
   for (std::size_t i = 0; i < physicals.size(); ++i) infos.push_back(detail::describe(physicals[i], static_cast<int>(i)));
-  const int chosen = choose(infos);
+  require(index < static_cast<int>(infos.size()), "vulkan: no device with index ", index, "; devices:", names(infos));
+  const int chosen = index >= 0 ? index : choose(infos);
 
   Impl& d = *impl_;
   d.info = infos[chosen];

@@ -61,6 +61,8 @@ class Device {
  public:
   // Opens the device chosen as described above.
   Device();
+  // Opens device `index` of list_devices(); -1: as Device().
+  explicit Device(int index);
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
