@@ -1,6 +1,7 @@
 // seqk::gemm at the shapes the LSTM rows run (input projection, recurrent
 // step, weight gradient), specialised vs generic micro-kernels (claim H1),
-// and the same GEMM pinned to each SIMD target (claim H2).
+// the same GEMM pinned to each SIMD target (claim H2), and seqk::vk::gemm at
+// the LSTM shapes on every Vulkan GPU.
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -13,6 +14,11 @@
 #include "bench/machine_context.h"
 #include "seqk/gemm.h"
 #include "seqk/simd.h"
+
+#if SEQK_HAVE_VULKAN
+#include "bench/vulkan_devices.h"
+#include "seqk/vulkan.h"
+#endif
 
 namespace seqk_bench {
 namespace {
@@ -94,12 +100,57 @@ void register_per_target() {
   }
 }
 
+#if SEQK_HAVE_VULKAN
+// C = A·Bᵀ on a Vulkan device, resident there; the row's time is the GPU
+// time of one dispatch (timestamps).
+void bench_vulkan_gemm(benchmark::State& state, int device_index, GemmCase c) {
+  seqk::vk::Device& device = vulkan_device(device_index);
+  seqk::vk::Buffer a(device, c.m * c.k), b(device, c.n * c.k), out(device, c.m * c.n);
+  a.upload(uniform_random(c.m * c.k, 1.0f, 1));
+  b.upload(uniform_random(c.n * c.k, 1.0f, 2));
+  seqk::vk::Stream stream(device, /*timestamps=*/true);
+  auto run = [&] {
+    seqk::vk::gemm(stream, a, b, out, c.m, c.n, c.k);
+    stream.submit();
+  };
+  run();  // warm-up: the pipeline
+  double seconds = 0;
+  for (auto _ : state) {
+    run();
+    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
+    seconds += stream.last_gpu_ms() * 1e-3;
+  }
+  state.counters["GFLOP/s"] = 2.0 * c.m * c.n * c.k * static_cast<double>(state.iterations()) / seconds * 1e-9;
+}
+
+// GPUs only: on a CPU device (lavapipe) the input projections take seconds each.
+void register_vulkan() {
+  for (const seqk::vk::DeviceInfo& info : vulkan_devices()) {
+    if (info.type == seqk::vk::DeviceType::kCpu || !info.timestamps) continue;
+    for (const LstmShape& s : kStandardLstmShapes) {
+      const std::string family = "gemm_vulkan" + std::to_string(info.index);
+      for (const GemmCase& c : {GemmCase{.m = s.steps * s.batch, .n = 4 * s.hidden, .k = s.input},
+                                GemmCase{.m = s.batch, .n = 4 * s.hidden, .k = s.hidden}}) {
+        benchmark::RegisterBenchmark((family + "/" + gemm_shape_name(c)).c_str(), skipping_errors(bench_vulkan_gemm),
+                                     info.index, c)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(kMinTimeSeconds);
+      }
+    }
+  }
+}
+#endif
+
 }  // namespace
 
 void register_benchmarks() {
   register_lstm_shapes();
   register_specialized_vs_generic();
   register_per_target();
+#if SEQK_HAVE_VULKAN
+  register_vulkan();
+#endif
 }
 
 }  // namespace seqk_bench

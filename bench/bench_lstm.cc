@@ -16,9 +16,8 @@
 
 #if SEQK_HAVE_VULKAN
 #include <chrono>
-#include <map>
-#include <memory>
 
+#include "bench/vulkan_devices.h"
 #include "seqk/vulkan.h"
 #include "seqk/vulkan_lstm.h"
 #endif
@@ -111,13 +110,6 @@ void bench_onednn_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) 
 #if SEQK_HAVE_VULKAN
 namespace vk = seqk::vk;
 
-vk::Device& vulkan_device(int index) {
-  static std::map<int, std::unique_ptr<vk::Device>> devices;  // opened once per run
-  std::unique_ptr<vk::Device>& device = devices[index];
-  if (!device) device = std::make_unique<vk::Device>(index);
-  return *device;
-}
-
 // The layer on one Vulkan device with its data resident there; each
 // iteration records the pass on a stream and submits it. The row's time is
 // the GPU time of the submit (timestamps); "wall_ms" adds recording,
@@ -172,23 +164,6 @@ void bench_vulkan_lstm(benchmark::State& state, int device_index, LstmShape shap
   state.counters["gpu_timestamps"] = timestamps ? 1 : 0;
 }
 
-// Every Vulkan device, by index; none (with a note in the context) when
-// there is no loader or device, so the CPU rows still run.
-std::vector<vk::DeviceInfo> vulkan_devices() {
-  if (!vk::vulkan_available()) {
-    benchmark::AddCustomContext("vulkan", "no Vulkan loader or device: Vulkan rows skipped");
-    return {};
-  }
-  const std::vector<vk::DeviceInfo> devices = vk::list_devices();
-  for (const vk::DeviceInfo& info : devices) {
-    benchmark::AddCustomContext("vulkan_device_" + std::to_string(info.index),
-                                info.name + " | driver " + info.driver_name + " | " + vk::to_string(info.type) +
-                                    " | Vulkan " + std::to_string(info.api_version >> 22) + "." +
-                                    std::to_string((info.api_version >> 12) & 0x3ff) + " | subgroup " +
-                                    std::to_string(info.subgroup_size));
-  }
-  return devices;
-}
 #endif
 
 }  // namespace

@@ -5,16 +5,20 @@
 // weight-gradient GEMMs read them afterwards) and carries dc_{t-1}.
 //
 // W_hh is read transposed (H, 4H), so invocation (unit, slice) walks one
-// contiguous row. Loops run ceil(4H / SPLIT) * BATCH times per invocation;
-// the host keeps that far below lavapipe's 65,535.
+// contiguous row, every SPLIT-th element, for all BATCH sequences; the SPLIT
+// partial sums are reduced in shared memory as a tree. Loops run about
+// ceil(4H / SPLIT) * BATCH times per invocation; the host keeps that far
+// below lavapipe's 65,535.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "activations.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint UNITS = 8;
-layout(constant_id = 2) const uint SPLIT = 8;
+layout(constant_id = 2) const uint SPLIT = 8;  // a power of two
 layout(constant_id = 3) const uint BATCH = 1;
+const uint SUMS = BATCH;
+#include "split_reduce.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer WeightHHT { float w_hh_t[]; };  // (H, 4H)
 layout(std430, set = 0, binding = 1) buffer GateGrads { float dgates[]; };           // (T, B, 4H)
@@ -30,8 +34,6 @@ layout(push_constant) uniform Step {
   uint dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, c_prev_offset;
   uint flags;  // 1: no step after this one (dG_{t+1} = 0); 2: add dh_n; 4: c_{t-1} = 0
 } p;
-
-shared float partial[UNITS * BATCH * SPLIT];
 
 void main() {
   const uint tid = gl_LocalInvocationIndex;
@@ -53,8 +55,7 @@ void main() {
       }
     }
   }
-  for (uint b = 0; b < BATCH; ++b) partial[(row * BATCH + b) * SPLIT + slice] = acc[b];
-  barrier();
+  reduce_over_slices(acc, row, slice);
 
   // Cell backward: invocation (unit, sequence).
   for (uint cell = tid; cell < UNITS * BATCH; cell += gl_WorkGroupSize.x) {
@@ -63,7 +64,7 @@ void main() {
     if (u >= H || b >= p.batch) continue;
     float dh = dy[p.dy_offset + b * H + u];
     if ((p.flags & 2u) != 0) dh += dh_n[b * H + u];
-    for (uint s = 0; s < SPLIT; ++s) dh += partial[((cell % UNITS) * BATCH + cell / UNITS) * SPLIT + s];
+    dh += reduced_sum(cell % UNITS, cell / UNITS);
 
     const uint base = p.gates_offset + b * 4 * H + u;
     const float i = gates[base];

@@ -3,10 +3,12 @@
 // update for those units. One dispatch per step; h and c stay on the device.
 //
 // pre (T, B, 4H) already holds x_t·W_ihᵀ + b_ih + b_hh (one GEMM for the whole
-// sequence). Invocation (row, slice) sums every SPLIT-th product of one gate
-// row, so neighbouring invocations read neighbouring weights; the SPLIT
-// partial sums meet in shared memory. Loops run ceil(H / SPLIT) * BATCH times
-// per invocation; the host keeps that far below lavapipe's 65,535.
+// sequence). Invocation (unit, slice) sums every SPLIT-th product of the
+// unit's four gate rows for all BATCH sequences, so each weight it loads
+// serves BATCH sequences and each h value four gates, and neighbouring
+// invocations read neighbouring weights. The SPLIT partial sums are reduced
+// in shared memory as a tree. Loops run about ceil(H / SPLIT) * BATCH * 5
+// times per invocation; the host keeps that far below lavapipe's 65,535.
 //
 // The previous states are read through their own bindings (h0/c0, or the
 // step before in y/cells), so the first step needs no copy.
@@ -16,9 +18,10 @@
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint UNITS = 8;
-layout(constant_id = 2) const uint SPLIT = 8;
+layout(constant_id = 2) const uint SPLIT = 8;   // a power of two
 layout(constant_id = 3) const uint BATCH = 1;
-const uint ROWS = 4 * UNITS;  // gate rows of a workgroup: gate-major, then unit
+const uint SUMS = 4 * BATCH;  // per invocation: gate-major, then sequence
+#include "split_reduce.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer WeightHH { float w_hh[]; };  // (4H, H)
 layout(std430, set = 0, binding = 1) readonly buffer Pre { float pre[]; };        // (T, B, 4H)
@@ -34,54 +37,48 @@ layout(push_constant) uniform Step {
   uint flags;  // 1: h_{t-1} = 0; 2: c_{t-1} = 0; 4: save the activated gates
 } p;
 
-shared float partial[ROWS * BATCH * SPLIT];
-
 void main() {
   const uint tid = gl_LocalInvocationIndex;
-  const uint unit0 = gl_WorkGroupID.x * UNITS;
+  const uint slice = tid % SPLIT;
+  const uint row = tid / SPLIT;  // unit within the block
+  const uint unit = gl_WorkGroupID.x * UNITS + row;
   const uint batch0 = gl_WorkGroupID.y * BATCH;
   const uint H = p.hidden;
 
-  // Recurrent product: invocation (row, slice).
-  const uint slice = tid % SPLIT;
-  const uint row = tid / SPLIT;
-  const uint unit = unit0 + row % UNITS;
-  float acc[BATCH];
-  for (uint b = 0; b < BATCH; ++b) acc[b] = 0.0;
+  float acc[SUMS];
+  for (uint i = 0; i < SUMS; ++i) acc[i] = 0.0;
   if (unit < H && (p.flags & 1u) == 0) {
-    const uint w_row = ((row / UNITS) * H + unit) * H;
     for (uint k = slice; k < H; k += SPLIT) {
-      const float w = w_hh[w_row + k];
+      float w[4];
+      for (uint gate = 0; gate < 4; ++gate) w[gate] = w_hh[(gate * H + unit) * H + k];
       for (uint b = 0; b < BATCH; ++b) {
-        if (batch0 + b < p.batch) acc[b] = fma(w, h_prev[p.h_prev_offset + (batch0 + b) * H + k], acc[b]);
+        const float h = batch0 + b < p.batch ? h_prev[p.h_prev_offset + (batch0 + b) * H + k] : 0.0;
+        for (uint gate = 0; gate < 4; ++gate) acc[gate * BATCH + b] = fma(w[gate], h, acc[gate * BATCH + b]);
       }
     }
   }
-  for (uint b = 0; b < BATCH; ++b) partial[(row * BATCH + b) * SPLIT + slice] = acc[b];
-  barrier();
+  reduce_over_slices(acc, row, slice);
 
   // Cell update: invocation (unit, sequence).
   for (uint cell = tid; cell < UNITS * BATCH; cell += gl_WorkGroupSize.x) {
-    const uint u = unit0 + cell % UNITS;
-    const uint b = batch0 + cell / UNITS;
-    if (u >= H || b >= p.batch) continue;
+    const uint r = cell % UNITS, b = cell / UNITS;
+    const uint u = gl_WorkGroupID.x * UNITS + r;
+    const uint seq = batch0 + b;
+    if (u >= H || seq >= p.batch) continue;
     float z[4];
     for (uint gate = 0; gate < 4; ++gate) {
-      const uint r = gate * UNITS + cell % UNITS;
-      float sum = pre[p.pre_offset + b * 4 * H + gate * H + u];
-      for (uint s = 0; s < SPLIT; ++s) sum += partial[(r * BATCH + cell / UNITS) * SPLIT + s];
-      z[gate] = sum;
+      z[gate] = pre[p.pre_offset + seq * 4 * H + gate * H + u] + reduced_sum(r, gate * BATCH + b);
     }
     const float i = sigmoid(z[0]);
     const float f = sigmoid(z[1]);
     const float g = tanh_stable(z[2]);
     const float o = sigmoid(z[3]);
-    const float c_before = (p.flags & 2u) != 0 ? 0.0 : c_prev[p.c_prev_offset + b * H + u];
+    const float c_before = (p.flags & 2u) != 0 ? 0.0 : c_prev[p.c_prev_offset + seq * H + u];
     const float c = fma(f, c_before, i * g);
-    cells[p.cells_offset + b * H + u] = c;
-    y[p.y_offset + b * H + u] = o * tanh_stable(c);
+    cells[p.cells_offset + seq * H + u] = c;
+    y[p.y_offset + seq * H + u] = o * tanh_stable(c);
     if ((p.flags & 4u) != 0) {
-      const uint base = p.gates_offset + b * 4 * H + u;
+      const uint base = p.gates_offset + seq * 4 * H + u;
       gates[base] = i;
       gates[base + H] = f;
       gates[base + 2 * H] = g;

@@ -24,26 +24,54 @@ constexpr int64_t kGates = 4;
 
 // Workgroup shape of a step kernel (its specialization constants): `units`
 // hidden units x `batch` sequences per workgroup; each dot product of length
-// `depth` is split over `split` invocations.
+// `depth` is split over `split` invocations (a power of two).
 struct StepShape {
   uint32_t threads, units, split, batch;
 };
 
-// rows_per_unit: 4 for forward (a unit's four gate rows), 1 for backward.
-StepShape step_shape(const Device::Impl& d, int64_t depth, int64_t rows_per_unit, int64_t batch, const char* kernel) {
-  const auto split = static_cast<uint32_t>(std::clamp<int64_t>(std::bit_floor(static_cast<uint64_t>(depth / 8 + 1)), 4, 32));
-  const uint32_t max_threads = std::bit_floor(std::min(256u, d.info.max_workgroup_invocations));
-  const uint32_t units = std::max<uint32_t>(1, max_threads / (split * rows_per_unit));
-  const auto batch_tile = static_cast<uint32_t>(std::min<uint64_t>(8, std::bit_ceil(static_cast<uint64_t>(batch))));
-  const StepShape shape{static_cast<uint32_t>(rows_per_unit) * units * split, units, split, batch_tile};
-  require(shape.threads <= d.info.max_workgroup_invocations && shape.threads <= d.limits.maxComputeWorkGroupSize[0] &&
-              uint64_t{shape.threads} * batch_tile * sizeof(float) <= d.info.max_shared_memory,
-          "vulkan LSTM: the ", kernel, " workgroup (", shape.threads, " invocations) does not fit the device");
+// Enough workgroups to fill a large GPU (a guess: no Vulkan query gives the
+// number of compute units) before making each invocation's loop longer.
+constexpr int64_t kTargetWorkgroups = 128;
+
+// gates: dot products per unit and sequence (4 forward, 1 backward).
+StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, int64_t gates, int64_t batch,
+                     const char* kernel) {
+  const uint32_t threads = std::bit_floor(std::min(256u, d.info.max_workgroup_invocations));
+  uint32_t batch_tile = static_cast<uint32_t>(std::min<uint64_t>(8, std::bit_ceil(static_cast<uint64_t>(batch))));
+  // Each invocation keeps gates * batch_tile sums; shared memory holds all of them.
+  while (batch_tile > 1 && uint64_t{threads} * gates * batch_tile * sizeof(float) > d.info.max_shared_memory) {
+    batch_tile /= 2;
+  }
+  auto clamp_split = [&](int64_t s) {
+    return static_cast<uint32_t>(std::clamp<int64_t>(std::bit_floor(static_cast<uint64_t>(std::max<int64_t>(s, 1))), 4,
+                                                     std::min<uint32_t>(128, threads)));
+  };
+  uint32_t split = clamp_split(depth / (4 * batch_tile));
+  auto groups = [&] {
+    const int64_t units = threads / split;
+    return (hidden + units - 1) / units * ((batch + batch_tile - 1) / batch_tile);
+  };
+  while (groups() < kTargetWorkgroups) {
+    if (split < std::min<uint32_t>(128, threads) && split * 4 <= depth) {
+      split *= 2;
+    } else if (batch_tile > 1) {
+      batch_tile /= 2;
+    } else {
+      break;
+    }
+  }
+  split = clamp_split(split);
+  const StepShape shape{threads, threads / split, split, batch_tile};
+  require(threads <= d.limits.maxComputeWorkGroupSize[0] &&
+              uint64_t{threads} * gates * batch_tile * sizeof(float) <= d.info.max_shared_memory,
+          "vulkan LSTM: the ", kernel, " workgroup (", threads, " invocations) does not fit the device");
   // The loops of the step shaders, per invocation (see their headers).
-  const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (1 + batch_tile) + 2 * batch_tile;
-  const uint64_t cells = (uint64_t{units} * batch_tile + shape.threads - 1) / shape.threads * (5 + 4 * (1 + split));
-  require(dot + cells < detail::kLoopBudget, "vulkan LSTM: hidden size too large for the ", kernel,
-          " kernel's loop budget (", dot + cells, " iterations per invocation)");
+  const uint64_t sums = gates * batch_tile;
+  const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (2 + gates + batch_tile * (1 + gates));
+  const uint64_t reduce = 2 * sums + std::bit_width(split) * (1 + sums);
+  const uint64_t cells = (uint64_t{shape.units} * batch_tile + threads - 1) / threads * 12;
+  require(dot + reduce + cells < detail::kLoopBudget, "vulkan LSTM: hidden size too large for the ", kernel,
+          " kernel's loop budget (", dot + reduce + cells, " iterations per invocation)");
   return shape;
 }
 
@@ -155,7 +183,7 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
   require(args.y != args.x && args.y != args.h0 && args.y != args.c0 && args.y != args.h_n && args.y != args.c_n,
           "vulkan LSTM: y must not share a buffer with another argument");
   Device::Impl& dev = device_.impl();
-  const StepShape shape = step_shape(dev, h, kGates, batch, "forward step");
+  const StepShape shape = step_shape(dev, h, h, kGates, batch, "forward step");
 
   // Training writes the activated gates over the pre-activations, in place,
   // and keeps every c_t; inference keeps one c.
@@ -240,7 +268,7 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
   require_size(grads.b_ih, "grads.b_ih", gates);
   require_size(grads.b_hh, "grads.b_hh", gates);
   Device::Impl& dev = device_.impl();
-  const StepShape shape = step_shape(dev, gates, 1, batch, "backward step");
+  const StepShape shape = step_shape(dev, h, gates, 1, batch, "backward step");
 
   const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, steps * batch * gates);
   const std::shared_ptr<Buffer> dc_scratch = args.dc0 ? nullptr : scratch(device_, stream, p.dc, batch * h);
