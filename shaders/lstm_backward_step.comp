@@ -4,24 +4,28 @@
 // units, which writes the pre-activation gate gradients dG_t (T, B, 4H; the
 // weight-gradient GEMMs read them afterwards) and carries dc_{t-1}.
 //
-// W_hh is read transposed (H, 4H), so invocation (unit, slice) walks one
-// contiguous row, every SPLIT-th element, for all BATCH sequences; the SPLIT
-// partial sums are reduced in shared memory as a tree. Loops run about
-// ceil(4H / SPLIT) * BATCH times per invocation; the host keeps that far
+// W_hh is read transposed (H, 4H). Invocation (rows, slice) sums every
+// SPLIT-th product of four units' rows for all BATCH sequences, so each
+// gradient it loads serves four units and each weight BATCH sequences; the
+// SPLIT partial sums are reduced in shared memory as a tree. Loops run about
+// ceil(4H / SPLIT) * BATCH * 5 times per invocation; the host keeps that far
 // below lavapipe's 65,535.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "activations.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
-layout(constant_id = 1) const uint UNITS = 8;
+layout(constant_id = 1) const uint UNITS = 8;  // 4 per row of invocations
 layout(constant_id = 2) const uint SPLIT = 8;  // a power of two
 layout(constant_id = 3) const uint BATCH = 1;
-const uint SUMS = BATCH;
+const uint SUMS = 4 * BATCH;  // per invocation: unit-major, then sequence
 #include "split_reduce.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer WeightHHT { float w_hh_t[]; };  // (H, 4H)
-layout(std430, set = 0, binding = 1) buffer GateGrads { float dgates[]; };           // (T, B, 4H)
+layout(std430, set = 0, binding = 1) writeonly buffer GateGrads { float dgates[]; };  // (T, B, 4H): dG_t
+// The same buffer again, for reading dG_{t+1}: a read-only binding lets the
+// loads go through the read-only cache path.
+layout(std430, set = 0, binding = 8) readonly buffer GateGradsNext { float dgates_next[]; };
 layout(std430, set = 0, binding = 2) readonly buffer DY { float dy[]; };             // (T, B, H)
 layout(std430, set = 0, binding = 3) readonly buffer DHN { float dh_n[]; };          // (B, H)
 layout(std430, set = 0, binding = 4) buffer DC { float dc[]; };                      // (B, H): dc_t in, dc_{t-1} out
@@ -41,17 +45,20 @@ void main() {
   const uint batch0 = gl_WorkGroupID.y * BATCH;
   const uint H = p.hidden;
 
-  // Recurrent gradient: invocation (unit, slice).
+  // Recurrent gradient: invocation (row, slice) for units 4·row .. 4·row + 3.
   const uint slice = tid % SPLIT;
   const uint row = tid / SPLIT;
-  const uint unit = unit0 + row;
-  float acc[BATCH];
-  for (uint b = 0; b < BATCH; ++b) acc[b] = 0.0;
-  if (unit < H && (p.flags & 1u) == 0) {
+  float acc[SUMS];
+  for (uint i = 0; i < SUMS; ++i) acc[i] = 0.0;
+  if ((p.flags & 1u) == 0) {
+    uint w_row[4];
+    for (uint j = 0; j < 4; ++j) w_row[j] = min(unit0 + 4 * row + j, H - 1) * 4 * H;  // past H: summed, never used
     for (uint r = slice; r < 4 * H; r += SPLIT) {
-      const float w = w_hh_t[unit * 4 * H + r];
+      float w[4];
+      for (uint j = 0; j < 4; ++j) w[j] = w_hh_t[w_row[j] + r];
       for (uint b = 0; b < BATCH; ++b) {
-        if (batch0 + b < p.batch) acc[b] = fma(w, dgates[p.dgates_next_offset + (batch0 + b) * 4 * H + r], acc[b]);
+        const float dg = batch0 + b < p.batch ? dgates_next[p.dgates_next_offset + (batch0 + b) * 4 * H + r] : 0.0;
+        for (uint j = 0; j < 4; ++j) acc[j * BATCH + b] = fma(w[j], dg, acc[j * BATCH + b]);
       }
     }
   }
@@ -64,7 +71,7 @@ void main() {
     if (u >= H || b >= p.batch) continue;
     float dh = dy[p.dy_offset + b * H + u];
     if ((p.flags & 2u) != 0) dh += dh_n[b * H + u];
-    dh += reduced_sum(cell % UNITS, cell / UNITS);
+    dh += reduced_sum(cell % UNITS / 4, cell % UNITS % 4 * BATCH + cell / UNITS);
 
     const uint base = p.gates_offset + b * 4 * H + u;
     const float i = gates[base];

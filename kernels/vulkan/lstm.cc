@@ -24,7 +24,9 @@ constexpr int64_t kGates = 4;
 
 // Workgroup shape of a step kernel (its specialization constants): `units`
 // hidden units x `batch` sequences per workgroup; each dot product of length
-// `depth` is split over `split` invocations (a power of two).
+// `depth` is split over `split` invocations (a power of two). Both kernels
+// keep 4 x batch sums per invocation: the forward the four gates of a unit,
+// the backward four units.
 struct StepShape {
   uint32_t threads, units, split, batch;
 };
@@ -33,26 +35,27 @@ struct StepShape {
 // number of compute units) before making each invocation's loop longer.
 constexpr int64_t kTargetWorkgroups = 128;
 
-// gates: dot products per unit and sequence (4 forward, 1 backward).
-StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, int64_t gates, int64_t batch,
+// units_per_row: hidden units per row of `split` invocations (1 forward, 4 backward).
+StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint32_t units_per_row, int64_t batch,
                      const char* kernel) {
+  constexpr uint64_t kSumsPerSequence = 4;
   const uint32_t threads = std::bit_floor(std::min(256u, d.info.max_workgroup_invocations));
   uint32_t batch_tile = static_cast<uint32_t>(std::min<uint64_t>(8, std::bit_ceil(static_cast<uint64_t>(batch))));
-  // Each invocation keeps gates * batch_tile sums; shared memory holds all of them.
-  while (batch_tile > 1 && uint64_t{threads} * gates * batch_tile * sizeof(float) > d.info.max_shared_memory) {
-    batch_tile /= 2;
-  }
+  const uint32_t max_split = std::min<uint32_t>(128, threads);
+  // Shared memory holds every invocation's sums, plus a word of padding per slice.
+  auto shared_bytes = [&] { return (uint64_t{threads} * kSumsPerSequence * batch_tile + max_split) * sizeof(float); };
+  while (batch_tile > 1 && shared_bytes() > d.info.max_shared_memory) batch_tile /= 2;
   auto clamp_split = [&](int64_t s) {
-    return static_cast<uint32_t>(std::clamp<int64_t>(std::bit_floor(static_cast<uint64_t>(std::max<int64_t>(s, 1))), 4,
-                                                     std::min<uint32_t>(128, threads)));
+    return static_cast<uint32_t>(
+        std::clamp<int64_t>(std::bit_floor(static_cast<uint64_t>(std::max<int64_t>(s, 1))), 4, max_split));
   };
   uint32_t split = clamp_split(depth / (4 * batch_tile));
   auto groups = [&] {
-    const int64_t units = threads / split;
+    const int64_t units = threads / split * units_per_row;
     return (hidden + units - 1) / units * ((batch + batch_tile - 1) / batch_tile);
   };
   while (groups() < kTargetWorkgroups) {
-    if (split < std::min<uint32_t>(128, threads) && split * 4 <= depth) {
+    if (split < max_split && split * 4 <= depth) {
       split *= 2;
     } else if (batch_tile > 1) {
       batch_tile /= 2;
@@ -60,15 +63,13 @@ StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, int64
       break;
     }
   }
-  split = clamp_split(split);
-  const StepShape shape{threads, threads / split, split, batch_tile};
-  require(threads <= d.limits.maxComputeWorkGroupSize[0] &&
-              uint64_t{threads} * gates * batch_tile * sizeof(float) <= d.info.max_shared_memory,
+  const StepShape shape{threads, threads / split * units_per_row, split, batch_tile};
+  require(threads <= d.limits.maxComputeWorkGroupSize[0] && shared_bytes() <= d.info.max_shared_memory,
           "vulkan LSTM: the ", kernel, " workgroup (", threads, " invocations) does not fit the device");
   // The loops of the step shaders, per invocation (see their headers).
-  const uint64_t sums = gates * batch_tile;
-  const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (2 + gates + batch_tile * (1 + gates));
-  const uint64_t reduce = 2 * sums + std::bit_width(split) * (1 + sums);
+  const uint64_t sums = kSumsPerSequence * batch_tile;
+  const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (6 + batch_tile * 5);
+  const uint64_t reduce = sums + split + std::bit_width(split);
   const uint64_t cells = (uint64_t{shape.units} * batch_tile + threads - 1) / threads * 12;
   require(dot + reduce + cells < detail::kLoopBudget, "vulkan LSTM: hidden size too large for the ", kernel,
           " kernel's loop budget (", dot + reduce + cells, " iterations per invocation)");
@@ -183,7 +184,7 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
   require(args.y != args.x && args.y != args.h0 && args.y != args.c0 && args.y != args.h_n && args.y != args.c_n,
           "vulkan LSTM: y must not share a buffer with another argument");
   Device::Impl& dev = device_.impl();
-  const StepShape shape = step_shape(dev, h, h, kGates, batch, "forward step");
+  const StepShape shape = step_shape(dev, h, h, 1, batch, "forward step");
 
   // Training writes the activated gates over the pre-activations, in place,
   // and keeps every c_t; inference keeps one c.
@@ -268,7 +269,7 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
   require_size(grads.b_ih, "grads.b_ih", gates);
   require_size(grads.b_hh, "grads.b_hh", gates);
   Device::Impl& dev = device_.impl();
-  const StepShape shape = step_shape(dev, h, gates, 1, batch, "backward step");
+  const StepShape shape = step_shape(dev, h, gates, 4, batch, "backward step");
 
   const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, steps * batch * gates);
   const std::shared_ptr<Buffer> dc_scratch = args.dc0 ? nullptr : scratch(device_, stream, p.dc, batch * h);
@@ -287,7 +288,7 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
     uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, c_prev_offset;
     uint32_t flags;
   };
-  detail::Kernel& kernel = dev.kernel("lstm_backward_step", 8, sizeof(Push));
+  detail::Kernel& kernel = dev.kernel("lstm_backward_step", 9, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
   const Buffer* unused = p.w_hh_t.get();
@@ -303,8 +304,8 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
                     u32(first ? 0 : (t - 1) * batch * h),
                     (last ? 1u : 0u) | (last && args.dh_n ? 2u : 0u) | (first && !args.c0 ? 4u : 0u)};
     const Buffer* c_prev = first ? (args.c0 ? args.c0 : unused) : saved.cells_.get();
-    const Buffer* buffers[] = {p.w_hh_t.get(), dgates.get(), args.dy,           args.dh_n ? args.dh_n : unused,
-                               &dc,            saved.gates_.get(), saved.cells_.get(), c_prev};
+    const Buffer* buffers[] = {p.w_hh_t.get(),      dgates.get(),       args.dy, args.dh_n ? args.dh_n : unused, &dc,
+                               saved.gates_.get(), saved.cells_.get(), c_prev,  dgates.get()};
     detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
   }
 
@@ -327,8 +328,9 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
     detail::fill(stream, *grads.w_hh, 0.0f);
   }
   // Both bias gradients are the gate gradients summed over steps and batch.
-  detail::gemm_strided(stream, dg_t, {p.one.get(), 0, 0, 0}, *grads.b_ih, 0, 1, gates, 1, steps * batch, nullptr,
-                       false);
+  // As a (1, 4H) row: the long K loop then runs in 4H / 16 workgroups.
+  detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, {dgates.get(), 0, 1, gates}, *grads.b_ih, 0, gates, 1, gates,
+                       steps * batch, nullptr, false, {16, 1, 16});
   detail::copy(stream, *grads.b_ih, 0, *grads.b_hh, 0, gates);
 }
 
