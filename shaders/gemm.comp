@@ -13,6 +13,7 @@
 // The host splits K into passes (accumulating) so that one invocation never
 // runs more loop iterations than lavapipe allows (see kernels/vulkan/gemm.cc).
 #version 450
+#extension GL_EXT_control_flow_attributes : require
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint TILE = 64;
@@ -35,8 +36,11 @@ layout(push_constant) uniform Shape {
 const uint kThreadsPerEdge = TILE / THREAD_TILE;
 const uint kThreads = kThreadsPerEdge * kThreadsPerEdge;
 
-shared float tile_a[DEPTH * TILE];  // [k][row]: a thread's rows are contiguous
-shared float tile_b[DEPTH * TILE];  // [k][col]
+// [k][row] and [k][col], rows padded by a word so that staging a row-major
+// operand (consecutive invocations: consecutive k) hits distinct banks.
+const uint kTileStride = TILE + 1;
+shared float tile_a[DEPTH * kTileStride];
+shared float tile_b[DEPTH * kTileStride];
 
 // Stages rows [first, first + TILE) x depths [k0, k0 + DEPTH) of an operand.
 // Consecutive invocations walk the operand's unit-stride dimension, so the
@@ -54,9 +58,9 @@ void stage(bool is_a, uint first, uint rows, uint k0, uint offset, uint row_stri
       value = is_a ? a[index] : b[index];
     }
     if (is_a) {
-      tile_a[kk * TILE + r] = value;
+      tile_a[kk * kTileStride + r] = value;
     } else {
-      tile_b[kk * TILE + r] = value;
+      tile_b[kk * kTileStride + r] = value;
     }
   }
 }
@@ -68,7 +72,7 @@ void main() {
   const uint col0 = gl_WorkGroupID.x * TILE;
 
   float acc[THREAD_TILE * THREAD_TILE];
-  for (uint i = 0; i < THREAD_TILE * THREAD_TILE; ++i) acc[i] = 0.0;
+  [[unroll]] for (uint i = 0; i < THREAD_TILE * THREAD_TILE; ++i) acc[i] = 0.0;
   float a_reg[THREAD_TILE];
   float b_reg[THREAD_TILE];
 
@@ -77,19 +81,19 @@ void main() {
     stage(false, col0, p.n, k0, p.b_offset, p.b_row_stride, p.b_k_stride);
     barrier();
     for (uint kk = 0; kk < DEPTH; ++kk) {
-      for (uint i = 0; i < THREAD_TILE; ++i) a_reg[i] = tile_a[kk * TILE + ty + i * kThreadsPerEdge];
-      for (uint j = 0; j < THREAD_TILE; ++j) b_reg[j] = tile_b[kk * TILE + tx + j * kThreadsPerEdge];
-      for (uint i = 0; i < THREAD_TILE; ++i) {
-        for (uint j = 0; j < THREAD_TILE; ++j) acc[i * THREAD_TILE + j] = fma(a_reg[i], b_reg[j], acc[i * THREAD_TILE + j]);
+      [[unroll]] for (uint i = 0; i < THREAD_TILE; ++i) a_reg[i] = tile_a[kk * kTileStride + ty + i * kThreadsPerEdge];
+      [[unroll]] for (uint j = 0; j < THREAD_TILE; ++j) b_reg[j] = tile_b[kk * kTileStride + tx + j * kThreadsPerEdge];
+      [[unroll]] for (uint i = 0; i < THREAD_TILE; ++i) {
+        [[unroll]] for (uint j = 0; j < THREAD_TILE; ++j) acc[i * THREAD_TILE + j] = fma(a_reg[i], b_reg[j], acc[i * THREAD_TILE + j]);
       }
     }
     barrier();
   }
 
-  for (uint i = 0; i < THREAD_TILE; ++i) {
+  [[unroll]] for (uint i = 0; i < THREAD_TILE; ++i) {
     const uint row = row0 + ty + i * kThreadsPerEdge;
     if (row >= p.m) break;
-    for (uint j = 0; j < THREAD_TILE; ++j) {
+    [[unroll]] for (uint j = 0; j < THREAD_TILE; ++j) {
       const uint col = col0 + tx + j * kThreadsPerEdge;
       if (col >= p.n) break;
       float value = acc[i * THREAD_TILE + j];

@@ -11,6 +11,7 @@
 // ceil(4H / SPLIT) * BATCH * 5 times per invocation; the host keeps that far
 // below lavapipe's 65,535.
 #version 450
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 #include "activations.glsl"
 
@@ -19,6 +20,7 @@ layout(constant_id = 1) const uint UNITS = 8;  // 4 per row of invocations
 layout(constant_id = 2) const uint SPLIT = 8;  // a power of two
 layout(constant_id = 3) const uint BATCH = 1;
 const uint SUMS = 4 * BATCH;  // per invocation: unit-major, then sequence
+const uint kDepthStep = 4;
 #include "split_reduce.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer WeightHHT { float w_hh_t[]; };  // (H, 4H)
@@ -52,13 +54,20 @@ void main() {
   for (uint i = 0; i < SUMS; ++i) acc[i] = 0.0;
   if ((p.flags & 1u) == 0) {
     uint w_row[4];
-    for (uint j = 0; j < 4; ++j) w_row[j] = min(unit0 + 4 * row + j, H - 1) * 4 * H;  // past H: summed, never used
-    for (uint r = slice; r < 4 * H; r += SPLIT) {
-      float w[4];
-      for (uint j = 0; j < 4; ++j) w[j] = w_hh_t[w_row[j] + r];
-      for (uint b = 0; b < BATCH; ++b) {
-        const float dg = batch0 + b < p.batch ? dgates_next[p.dgates_next_offset + (batch0 + b) * 4 * H + r] : 0.0;
-        for (uint j = 0; j < 4; ++j) acc[j * BATCH + b] = fma(w[j], dg, acc[j * BATCH + b]);
+    [[unroll]] for (uint j = 0; j < 4; ++j) w_row[j] = min(unit0 + 4 * row + j, H - 1) * 4 * H;  // past H: summed, never used
+    // kDepthStep products per row in flight at once: their loads overlap.
+    for (uint r0 = slice; r0 < 4 * H; r0 += kDepthStep * SPLIT) {
+      float w[kDepthStep][4];
+      [[unroll]] for (uint s = 0; s < kDepthStep; ++s) {
+        const uint r = r0 + s * SPLIT;
+        [[unroll]] for (uint j = 0; j < 4; ++j) w[s][j] = r < 4 * H ? w_hh_t[w_row[j] + r] : 0.0;
+      }
+      [[unroll]] for (uint s = 0; s < kDepthStep; ++s) {
+        const uint r = min(r0 + s * SPLIT, 4 * H - 1);  // past 4H the weights are 0
+        [[unroll]] for (uint b = 0; b < BATCH; ++b) {
+          const float dg = batch0 + b < p.batch ? dgates_next[p.dgates_next_offset + (batch0 + b) * 4 * H + r] : 0.0;
+          [[unroll]] for (uint j = 0; j < 4; ++j) acc[j * BATCH + b] = fma(w[s][j], dg, acc[j * BATCH + b]);
+        }
       }
     }
   }

@@ -13,6 +13,7 @@
 // The previous states are read through their own bindings (h0/c0, or the
 // step before in y/cells), so the first step needs no copy.
 #version 450
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 #include "activations.glsl"
 
@@ -21,6 +22,7 @@ layout(constant_id = 1) const uint UNITS = 8;
 layout(constant_id = 2) const uint SPLIT = 8;   // a power of two
 layout(constant_id = 3) const uint BATCH = 1;
 const uint SUMS = 4 * BATCH;  // per invocation: gate-major, then sequence
+const uint kDepthStep = 4;
 #include "split_reduce.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer WeightHH { float w_hh[]; };  // (4H, H)
@@ -48,12 +50,21 @@ void main() {
   float acc[SUMS];
   for (uint i = 0; i < SUMS; ++i) acc[i] = 0.0;
   if (unit < H && (p.flags & 1u) == 0) {
-    for (uint k = slice; k < H; k += SPLIT) {
-      float w[4];
-      for (uint gate = 0; gate < 4; ++gate) w[gate] = w_hh[(gate * H + unit) * H + k];
-      for (uint b = 0; b < BATCH; ++b) {
-        const float h = batch0 + b < p.batch ? h_prev[p.h_prev_offset + (batch0 + b) * H + k] : 0.0;
-        for (uint gate = 0; gate < 4; ++gate) acc[gate * BATCH + b] = fma(w[gate], h, acc[gate * BATCH + b]);
+    // kDepthStep products per row in flight at once: their loads overlap.
+    for (uint k0 = slice; k0 < H; k0 += kDepthStep * SPLIT) {
+      float w[kDepthStep][4];
+      [[unroll]] for (uint j = 0; j < kDepthStep; ++j) {
+        const uint k = k0 + j * SPLIT;
+        [[unroll]] for (uint gate = 0; gate < 4; ++gate) w[j][gate] = k < H ? w_hh[(gate * H + unit) * H + k] : 0.0;
+      }
+      [[unroll]] for (uint j = 0; j < kDepthStep; ++j) {
+        const uint k = min(k0 + j * SPLIT, H - 1);  // past H the weights are 0
+        [[unroll]] for (uint b = 0; b < BATCH; ++b) {
+          const float h = batch0 + b < p.batch ? h_prev[p.h_prev_offset + (batch0 + b) * H + k] : 0.0;
+          [[unroll]] for (uint gate = 0; gate < 4; ++gate) {
+            acc[gate * BATCH + b] = fma(w[j][gate], h, acc[gate * BATCH + b]);
+          }
+        }
       }
     }
   }

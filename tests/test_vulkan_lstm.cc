@@ -211,8 +211,8 @@ TEST_F(VulkanLstm, RejectsBadInput) {
   stream.submit();
 }
 
-// The GEMM splits K into accumulating passes to stay within lavapipe's loop
-// limit; K = 20000 takes several passes at every tiling.
+// On a CPU device the GEMM splits K into accumulating passes to stay within
+// lavapipe's loop limit; K = 20000 takes several passes at every tiling.
 TEST_F(VulkanLstm, GemmWithLongDepthMatchesFp64) {
   const int64_t m = 3, n = 5, k = 20000;
   const std::vector<float> a = random_floats(m * k, 91), b = random_floats(n * k, 92);
@@ -223,7 +223,7 @@ TEST_F(VulkanLstm, GemmWithLongDepthMatchesFp64) {
   for (uint32_t tile : {8u, 16u, 64u}) {
     vk::Stream stream(dev);
     vk::gemm(stream, ga, gb, gc, m, n, k, nullptr, tile);
-    EXPECT_GT(stream.recorded(), 1u) << "tile " << tile << ": K was not split";
+    if (dev.info().type == vk::DeviceType::kCpu) EXPECT_GT(stream.recorded(), 1u) << "tile " << tile << ": K was not split";
     stream.submit();
     const GemmReference ref = reference_gemm(ConstView(a.data(), {m, k}), ConstView(b.data(), {n, k}), nullptr, nullptr);
     std::vector<double> tol(ref.magnitude.size());

@@ -26,7 +26,7 @@ void record(Stream& stream, const Buffer& src, Buffer& dst, const Push& push) {
   const auto groups_y = static_cast<uint32_t>((groups + groups_x - 1) / groups_x);
   const Buffer* buffers[] = {&src, &dst};
   const uint32_t spec[] = {kGroupSize};
-  dispatch(stream, d.kernel("copy", 2, sizeof(Push)), spec, buffers, &push, groups_x, groups_y, 1);
+  dispatch(stream, d.kernel("copy", 2, 0b10, sizeof(Push)), spec, buffers, &push, groups_x, groups_y, 1);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // queue, the pipeline cache, and the kernels made on it.
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -116,13 +117,14 @@ std::size_t Device::pipeline_count() const {
   return count;
 }
 
-detail::Kernel& Device::Impl::kernel(const std::string& name, uint32_t num_buffers, uint32_t push_constant_bytes) {
+detail::Kernel& Device::Impl::kernel(const std::string& name, uint32_t num_buffers, uint32_t written_bindings,
+                                     uint32_t push_constant_bytes) {
   std::lock_guard lock(kernels_mutex);
   auto found = kernels.find(name);
   if (found == kernels.end()) {
     found = kernels
                 .emplace(name, std::make_unique<detail::Kernel>(*this, name, detail::shader_spirv(name), num_buffers,
-                                                                push_constant_bytes))
+                                                                written_bindings, push_constant_bytes))
                 .first;
   }
   return *found->second;
@@ -184,3 +186,11 @@ void Device::Impl::run_once_impl(const char* what, void (*record)(VkCommandBuffe
 }
 
 }  // namespace seqk::vk
+
+namespace seqk::vk::detail {
+
+uint64_t loop_budget(const Device::Impl& device) {
+  return device.info.type == DeviceType::kCpu ? 32768 : std::numeric_limits<uint64_t>::max();
+}
+
+}  // namespace seqk::vk::detail

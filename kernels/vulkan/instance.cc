@@ -114,6 +114,7 @@ void create(Instance& state) {
     require(found, "vulkan: SEQK_VULKAN_VALIDATION=1 but VK_LAYER_KHRONOS_validation is not installed");
     layers.push_back("VK_LAYER_KHRONOS_validation");
     extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+    extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
   }
 
   VkDebugUtilsMessengerCreateInfoEXT messenger_info{};
@@ -132,8 +133,17 @@ void create(Instance& state) {
   app.apiVersion = VK_API_VERSION_1_2;
   VkInstanceCreateInfo info{};
   info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO;
-  // Chained too, so instance creation and destruction are validated as well.
-  info.pNext = state.validation ? &messenger_info : nullptr;
+  // Synchronization validation too: it reports a dispatch that reads or
+  // writes what an earlier one wrote without a barrier between them, which
+  // a device that runs dispatches one by one (lavapipe) would never show.
+  const VkValidationFeatureEnableEXT enabled_features[] = {VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+  VkValidationFeaturesEXT features{};
+  features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT;
+  features.enabledValidationFeatureCount = 1;
+  features.pEnabledValidationFeatures = enabled_features;
+  // The messenger is chained too, so instance creation and destruction are validated as well.
+  features.pNext = &messenger_info;
+  info.pNext = state.validation ? static_cast<const void*>(&features) : nullptr;
   info.pApplicationInfo = &app;
   info.enabledLayerCount = static_cast<uint32_t>(layers.size());
   info.ppEnabledLayerNames = layers.data();

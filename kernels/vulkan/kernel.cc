@@ -11,8 +11,12 @@
 namespace seqk::vk::detail {
 
 Kernel::Kernel(Device::Impl& device, std::string name, std::span<const uint32_t> spirv, uint32_t num_buffers,
-               uint32_t push_constant_bytes)
-    : device_(device), name_(std::move(name)), num_buffers_(num_buffers), push_constant_bytes_(push_constant_bytes) {
+               uint32_t written_bindings, uint32_t push_constant_bytes)
+    : device_(device),
+      name_(std::move(name)),
+      num_buffers_(num_buffers),
+      written_bindings_(written_bindings),
+      push_constant_bytes_(push_constant_bytes) {
   require(push_constant_bytes <= device.limits.maxPushConstantsSize, "vulkan: kernel '", name_, "' needs ",
           push_constant_bytes, " bytes of push constants; the device allows ", device.limits.maxPushConstantsSize);
   VkDevice d = device.device;

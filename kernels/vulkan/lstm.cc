@@ -71,7 +71,7 @@ StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint3
   const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (6 + batch_tile * 5);
   const uint64_t reduce = sums + split + std::bit_width(split);
   const uint64_t cells = (uint64_t{shape.units} * batch_tile + threads - 1) / threads * 12;
-  require(dot + reduce + cells < detail::kLoopBudget, "vulkan LSTM: hidden size too large for the ", kernel,
+  require(dot + reduce + cells < detail::loop_budget(d), "vulkan LSTM: hidden size too large for the ", kernel,
           " kernel's loop budget (", dot + reduce + cells, " iterations per invocation)");
   return shape;
 }
@@ -218,7 +218,7 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
     uint32_t pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
     uint32_t flags;
   };
-  detail::Kernel& kernel = dev.kernel("lstm_forward_step", 7, sizeof(Push));
+  detail::Kernel& kernel = dev.kernel("lstm_forward_step", 7, 0b1110000, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
   const Buffer* unused = p.w_hh.get();  // bound where a binding is not read
@@ -288,7 +288,7 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
     uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, c_prev_offset;
     uint32_t flags;
   };
-  detail::Kernel& kernel = dev.kernel("lstm_backward_step", 9, sizeof(Push));
+  detail::Kernel& kernel = dev.kernel("lstm_backward_step", 9, 0b10010, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
   const Buffer* unused = p.w_hh_t.get();

@@ -105,8 +105,10 @@ int compute_queue_family(VkPhysicalDevice physical);
 // tuple of specialization-constant values (ids 0, 1, 2, ...), made on first use.
 class Kernel {
  public:
+  // written_bindings: bit i set when the shader writes binding i (the
+  // stream orders dispatches by what they read and write).
   Kernel(Device::Impl& device, std::string name, std::span<const uint32_t> spirv, uint32_t num_buffers,
-         uint32_t push_constant_bytes);
+         uint32_t written_bindings, uint32_t push_constant_bytes);
   ~Kernel();
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
@@ -114,6 +116,7 @@ class Kernel {
   VkPipeline pipeline(std::span<const uint32_t> spec_values);
   const std::string& name() const { return name_; }
   uint32_t num_buffers() const { return num_buffers_; }
+  bool writes(uint32_t binding) const { return (written_bindings_ >> binding) & 1u; }
   uint32_t push_constant_bytes() const { return push_constant_bytes_; }
   VkDescriptorSetLayout set_layout() const { return set_layout_; }
   VkPipelineLayout layout() const { return layout_; }
@@ -125,6 +128,7 @@ class Kernel {
   Device::Impl& device_;
   std::string name_;
   uint32_t num_buffers_;
+  uint32_t written_bindings_;
   uint32_t push_constant_bytes_;
   VkShaderModule module_ = VK_NULL_HANDLE;
   VkDescriptorSetLayout set_layout_ = VK_NULL_HANDLE;
@@ -154,7 +158,8 @@ struct Device::Impl {
   std::map<std::string, std::unique_ptr<detail::Kernel>> kernels;
 
   // The kernel called `name` (SPIR-V from shader_spirv(name)), made on first use.
-  detail::Kernel& kernel(const std::string& name, uint32_t num_buffers, uint32_t push_constant_bytes);
+  detail::Kernel& kernel(const std::string& name, uint32_t num_buffers, uint32_t written_bindings,
+                         uint32_t push_constant_bytes);
   // A memory type with all of `flags` among `type_bits`, or -1.
   int find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags flags) const;
   // Records with `record` into a one-off command buffer, submits, waits.
@@ -182,13 +187,17 @@ namespace detail {
 
 // lavapipe (llvmpipe) silently stops a shader after 65,535 loop iterations in
 // one invocation, summed over all its loops, and the results are then wrong.
-// Every kernel keeps its worst-case count per invocation under this budget
-// (half the limit), splitting the work into more dispatches where needed.
-constexpr uint64_t kLoopBudget = 32768;
+// On a CPU device every kernel keeps its worst-case count per invocation
+// under half that limit, splitting the work into more dispatches where
+// needed; GPU drivers have no such limit, and there a split would only cost
+// passes over memory.
+uint64_t loop_budget(const Device::Impl& device);
 
 // Records one dispatch of `kernel` on `stream`, binding `buffers` to bindings
-// 0, 1, ... and `push` as the push constants. Inserts the barrier after the
-// previous dispatch.
+// 0, 1, ... and `push` as the push constants. Inserts a barrier first when
+// the dispatch reads or writes a buffer that work recorded since the last
+// barrier writes, or writes one that it reads; independent dispatches may
+// run concurrently.
 void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_values,
               std::span<const Buffer* const> buffers, const void* push, uint32_t groups_x, uint32_t groups_y,
               uint32_t groups_z);
@@ -205,14 +214,15 @@ struct Operand {
 };
 
 // Shared-memory tile edge, the per-invocation register tile edge and the
-// depth of a K step (specialization constants of shaders/gemm.comp).
+// depth of a K step (specialization constants of shaders/gemm.comp); tile 0:
+// chosen by the shape of C.
 struct GemmTiling {
-  uint32_t tile = 64, thread_tile = 4, depth = 16;
+  uint32_t tile = 0, thread_tile = 4, depth = 16;
 };
 
 // Records C[c_offset + row * c_row_stride + col] (M, N) = A·Bᵀ (+ bias)
 // (+ C when accumulate), A (M, K) and B (N, K) as operands. Splits K into
-// accumulating passes to stay within kLoopBudget.
+// accumulating passes to stay within loop_budget().
 void gemm_strided(Stream& stream, const Operand& a, const Operand& b, Buffer& c, int64_t c_offset,
                   int64_t c_row_stride, int64_t m, int64_t n, int64_t k, const Buffer* bias, bool accumulate,
                   GemmTiling tiling = {});

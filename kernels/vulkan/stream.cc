@@ -1,12 +1,16 @@
-// Stream: one command buffer that dispatches are recorded into. Between two
-// dispatches it records a buffer memory barrier (compute writes -> compute
-// reads/writes) on the previous dispatch's buffers, so a dispatch sees what
-// the one before wrote; barriers chain, so it also sees earlier ones. submit()
-// ends with a compute -> host barrier, submits, and waits on a fence.
+// Stream: one command buffer that dispatches are recorded into. It tracks
+// the buffers read and written since the last barrier; a dispatch that
+// would read or write a buffer written there, or write one read there, gets
+// a memory barrier (compute writes -> compute reads/writes) first. Barriers
+// chain, so a dispatch sees everything written before the last one, and
+// independent dispatches (say, the GEMMs of a backward pass that all read
+// the same gradients) may overlap on the GPU. submit() ends with a
+// compute -> host barrier, submits, and waits on a fence.
 // Descriptor sets come from pools that are reset once the work is done; a
 // dispatch that binds the same buffers to the same kernel as an earlier one
 // in the same recording reuses its set (a recurrence's steps differ only in
 // push constants).
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,7 +41,7 @@ struct Stream::Impl {
   std::size_t current_pool = 0;
   bool recording = false;
   std::size_t recorded = 0;
-  std::vector<VkBuffer> previous_buffers;  // of the last dispatch, for the next barrier
+  std::vector<VkBuffer> read, written;  // since the last barrier
   std::map<std::pair<const Kernel*, std::vector<VkBuffer>>, VkDescriptorSet> sets;  // of this recording
   std::vector<std::shared_ptr<const void>> retained;  // alive until the recorded work has run
   double last_ms = -1.0;
@@ -159,7 +163,8 @@ void Stream::submit() {
   if (s.timestamps) vkCmdWriteTimestamp(s.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, s.queries, 1);
   s.recording = false;
   s.recorded = 0;
-  s.previous_buffers.clear();
+  s.read.clear();
+  s.written.clear();
   check(vkEndCommandBuffer(s.cmd), "vkEndCommandBuffer");
 
   check(vkResetFences(s.d->device, 1, &s.fence), "vkResetFences");
@@ -226,19 +231,20 @@ void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_val
     vkUpdateDescriptorSets(s.d->device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
   }
 
-  if (!s.previous_buffers.empty()) {
-    std::vector<VkBufferMemoryBarrier> barriers(s.previous_buffers.size());
-    for (std::size_t i = 0; i < barriers.size(); ++i) {
-      barriers[i].sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER;
-      barriers[i].srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-      barriers[i].dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-      barriers[i].srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-      barriers[i].dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-      barriers[i].buffer = s.previous_buffers[i];
-      barriers[i].size = VK_WHOLE_SIZE;
-    }
-    vkCmdPipelineBarrier(s.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 0,
-                         nullptr, static_cast<uint32_t>(barriers.size()), barriers.data(), 0, nullptr);
+  auto among = [](const std::vector<VkBuffer>& set, VkBuffer b) { return std::find(set.begin(), set.end(), b) != set.end(); };
+  bool hazard = false;
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    hazard = hazard || among(s.written, handles[i]) || (kernel.writes(static_cast<uint32_t>(i)) && among(s.read, handles[i]));
+  }
+  if (hazard) {
+    VkMemoryBarrier barrier{};
+    barrier.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+    barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+    vkCmdPipelineBarrier(s.cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1,
+                         &barrier, 0, nullptr, 0, nullptr);
+    s.read.clear();
+    s.written.clear();
   }
   vkCmdBindPipeline(s.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
   vkCmdBindDescriptorSets(s.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kernel.layout(), 0, 1, &set, 0, nullptr);
@@ -246,7 +252,9 @@ void dispatch(Stream& stream, Kernel& kernel, std::span<const uint32_t> spec_val
     vkCmdPushConstants(s.cmd, kernel.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, kernel.push_constant_bytes(), push);
   }
   vkCmdDispatch(s.cmd, groups_x, groups_y, groups_z);
-  s.previous_buffers = std::move(handles);
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    (kernel.writes(static_cast<uint32_t>(i)) ? s.written : s.read).push_back(handles[i]);
+  }
   ++s.recorded;
 }
 
