@@ -3,10 +3,11 @@
 
 Usage: summarize.py RESULT.json [RESULT.json ...] > summary.md
 
-Rows are recognised by name, as bench/ registers them:
-  lstm_fwd/<impl>/B:../D:../H:../T:..   lstm_fwdbwd/...   (impl: seqk, onednn)
+Rows are recognised by name, as bench/ (and bench/torch_lstm.py) register them:
+  lstm_fwd/<impl>/B:../D:../H:../T:..   lstm_fwdbwd/...
+      (impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
-  gemm_h2/<SIMD target>/...
+  gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
 With repetitions, a row's time and counters are the median over them.
 """
@@ -64,7 +65,7 @@ class Row:
             return
         scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
         values = {"time_ms": entry.get("real_time", 0.0) * scale}
-        for key in ("GFLOP/s", "pct_peak"):
+        for key in ("GFLOP/s", "pct_peak", "wall_ms"):
             if key in entry:
                 values[key] = entry[key]
         if entry.get("run_type") == "aggregate":
@@ -217,6 +218,55 @@ def lstm_section(machine, notes):
         "\n\noneDNN/seqk time > 1 means seqk is faster."
 
 
+def vulkan_device_name(machine, index):
+    for context in machine.contexts:
+        description = context.get(f"vulkan_device_{index}")
+        if description:
+            return description.split(" | ")[0]
+    return f"Vulkan device {index}"
+
+
+def vulkan_lstm_section(machine):
+    """seqk on each Vulkan device beside PyTorch/cuDNN (bench/torch_lstm.py) where run."""
+    rows = []
+    for family, title in (("lstm_fwd", "forward"), ("lstm_fwdbwd", "fwd+bwd")):
+        for seqk in machine.rows_of(family):
+            if not seqk.variant.startswith("seqk-vulkan"):
+                continue
+            device = vulkan_device_name(machine, seqk.variant[len("seqk-vulkan"):])
+            peer = machine.find(family, "cudnn", seqk.shape)
+            seqk_ms, seqk_wall = seqk.value("time_ms"), seqk.value("wall_ms")
+            peer_ok = peer is not None and peer.ok()
+            peer_ms = peer.value("time_ms") if peer_ok else None
+            peer_wall = peer.value("wall_ms") if peer_ok else None
+            rows.append([
+                title, *shape_cells(seqk.shape, "BDHT"), device,
+                seqk.time_cell(), fmt(seqk_wall),
+                peer.time_cell() if peer is not None else "–", fmt(peer_wall),
+                fmt(peer_ms / seqk_ms) if seqk_ms and peer_ms else "–",
+                fmt(peer_wall / seqk_wall) if seqk_wall and peer_wall else "–",
+                fmt(seqk.value("GFLOP/s")),
+            ])
+    if not rows:
+        return "No Vulkan LSTM rows (no Vulkan device found, or seqk built without Vulkan)."
+    return table(["pass", "B", "D", "H", "T", "device", "seqk GPU ms", "seqk wall ms", "cuDNN GPU ms",
+                  "cuDNN wall ms", "cuDNN/seqk GPU time", "cuDNN/seqk wall", "seqk GFLOP/s"], rows) + \
+        "\n\nGPU time: timestamp queries (seqk) and CUDA events (PyTorch/cuDNN, fp32, TF32 off) around the " \
+        "pass; wall: what the caller waits per pass, recording and submission included. A ratio > 1 means " \
+        "seqk is faster. cuDNN columns are empty where bench/torch_lstm.py did not run (no CUDA)."
+
+
+def vulkan_gemm_section(machine):
+    rows = []
+    for family in sorted({row.family for row in machine.rows.values() if row.family.startswith("gemm_vulkan")}):
+        device = vulkan_device_name(machine, family[len("gemm_vulkan"):])
+        for row in machine.rows_of(family):
+            rows.append([device, *shape_cells(row.shape, "MNK"), row.time_cell(), fmt(row.value("GFLOP/s"))])
+    if not rows:
+        return "No Vulkan GEMM rows (they run on GPUs only)."
+    return table(["device", "M", "N", "K", "GPU ms", "GFLOP/s"], rows)
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -286,6 +336,8 @@ def summarize(paths):
                 "FMA peak on all threads.", "", NOISY_NOTE, "",
                 "### LSTM layer", "", lstm_section(machine, notes), ""]
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
+        out += ["### LSTM layer on Vulkan devices", "", vulkan_lstm_section(machine), "",
+                "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
                 "### H1: specialised vs generic GEMM micro-kernels", "", h1_section(machine), "",
                 "### H2: one source on every SIMD target", "", h2_section(machine), ""]

@@ -5,7 +5,7 @@
 #   e.g. tools/run-benchmarks.sh --benchmark_filter=lstm --benchmark_repetitions=1
 #
 # Results go to results/<host>-<timestamp>/: one JSON file per benchmark
-# binary and summary.md. Extra flags come after the defaults, so they win.
+# binary (and torch_lstm.json where PyTorch with CUDA is there) and summary.md. Extra flags come after the defaults, so they win.
 # Environment: SEQK_BUILD_DIR (default build), SEQK_RESULTS_DIR (default
 # results), SEQK_NUM_THREADS (threads for seqk and the oneDNN peer).
 set -euo pipefail
@@ -28,7 +28,8 @@ ninja -C "$build_dir"
 out="${SEQK_RESULTS_DIR:-results}/$(hostname)-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
-# 5 repetitions: the default suite takes about 2-3 minutes on 2 vCPUs.
+# 5 repetitions: the default suite takes about 5 minutes on 2 vCPUs, half of
+# it the lavapipe (CPU Vulkan) rows, which run once each.
 # Interleaving them at random spreads a burst of load from other processes
 # over several rows' repetitions instead of spoiling every repetition of one.
 binaries=(bench_lstm bench_gemm)
@@ -44,6 +45,15 @@ for i in "${!binaries[@]}"; do
     --benchmark_display_aggregates_only=true \
     "$@"
 done
+
+# The GPU peer of the Vulkan rows: PyTorch's LSTM (cuDNN), where python3 has
+# torch with a CUDA device; optional, so its absence only leaves its columns empty.
+if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  echo "== PyTorch/cuDNN LSTM peer -> $out/torch_lstm.json" >&2
+  python3 bench/torch_lstm.py "$out/torch_lstm.json" || echo "the PyTorch peer failed: its rows are missing" >&2
+else
+  echo "== PyTorch/cuDNN LSTM peer skipped: python3 has no torch with a CUDA device" >&2
+fi
 
 python3 reports/summarize.py "$out"/*.json > "$out/summary.md"
 echo "summary: $out/summary.md"
