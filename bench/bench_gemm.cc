@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -127,12 +128,15 @@ void bench_vulkan_gemm(benchmark::State& state, int device_index, GemmCase c) {
 void register_vulkan() {
   for (const seqk::vk::DeviceInfo& info : vulkan_devices()) {
     if (info.type == seqk::vk::DeviceType::kCpu || !info.timestamps) continue;
+    // e.g. gemm_vulkan0/input_proj/M:8192/N:2048/K:512, like the CPU rows.
+    const std::string family = "gemm_vulkan" + std::to_string(info.index);
     for (const LstmShape& s : kStandardLstmShapes) {
-      const std::string family = "gemm_vulkan" + std::to_string(info.index);
-      for (const GemmCase& c : {GemmCase{.m = s.steps * s.batch, .n = 4 * s.hidden, .k = s.input},
-                                GemmCase{.m = s.batch, .n = 4 * s.hidden, .k = s.hidden}}) {
-        benchmark::RegisterBenchmark((family + "/" + gemm_shape_name(c)).c_str(), skipping_errors(bench_vulkan_gemm),
-                                     info.index, c)
+      const std::pair<const char*, GemmCase> cases[] = {
+          {"input_proj", {.m = s.steps * s.batch, .n = 4 * s.hidden, .k = s.input}},
+          {"recurrent_step", {.m = s.batch, .n = 4 * s.hidden, .k = s.hidden}}};
+      for (const auto& [role, c] : cases) {
+        benchmark::RegisterBenchmark((family + "/" + role + "/" + gemm_shape_name(c)).c_str(),
+                                     skipping_errors(bench_vulkan_gemm), info.index, c)
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond)
             ->MinTime(kMinTimeSeconds);

@@ -7,7 +7,7 @@ Rows are recognised by name, as bench/ (and bench/torch_lstm.py) register them:
   lstm_fwd/<impl>/B:../D:../H:../T:..   lstm_fwdbwd/...
       (impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
-  gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/M:../N:../K:..
+  gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
 With repetitions, a row's time and counters are the median over them.
 """
@@ -261,10 +261,11 @@ def vulkan_gemm_section(machine):
     for family in sorted({row.family for row in machine.rows.values() if row.family.startswith("gemm_vulkan")}):
         device = vulkan_device_name(machine, family[len("gemm_vulkan"):])
         for row in machine.rows_of(family):
-            rows.append([device, *shape_cells(row.shape, "MNK"), row.time_cell(), fmt(row.value("GFLOP/s"))])
+            rows.append([device, row.variant, *shape_cells(row.shape, "MNK"), row.time_cell(),
+                         fmt(row.value("GFLOP/s"))])
     if not rows:
         return "No Vulkan GEMM rows (they run on GPUs only)."
-    return table(["device", "M", "N", "K", "GPU ms", "GFLOP/s"], rows)
+    return table(["device", "role", "M", "N", "K", "GPU ms", "GFLOP/s"], rows)
 
 
 def gemm_section(machine):

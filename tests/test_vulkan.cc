@@ -118,9 +118,10 @@ struct GemmCase {
   std::unique_ptr<vk::Buffer> a_buf, b_buf, c_buf, bias_buf;
 };
 
-// Every (M, N, K) in {1, 7, 16, 17, 33}^3, with and without bias, at two
-// tile sizes (two pipelines of one kernel). All shapes of one configuration
-// go into one stream and one submit.
+// Every (M, N, K) in {1, 7, 16, 17, 33}^3, with and without bias, at four
+// tile sizes (four pipelines of one kernel: 8 and 16 with one element per
+// invocation, 128 with 8 x 8, and the shape's choice, 64 with 4 x 4, for 0).
+// All shapes of one configuration go into one stream and one submit.
 TEST_F(Vulkan, GemmMatchesFp64AtAwkwardSizes) {
   vk::Device device;
   std::mt19937 rng(7);
@@ -128,7 +129,7 @@ TEST_F(Vulkan, GemmMatchesFp64AtAwkwardSizes) {
   for (const char* staging : {"0", "1"}) {
     ScopedEnv env("SEQK_VULKAN_FORCE_STAGING", staging);
     vk::Device device;
-    for (uint32_t tile : {16u, 8u}) {
+    for (uint32_t tile : {16u, 8u, 128u, 0u}) {
       for (bool with_bias : {false, true}) {
         vk::Stream stream(device);
         std::vector<GemmCase> cases;
@@ -179,7 +180,7 @@ TEST_F(Vulkan, GemmMatchesFp64AtAwkwardSizes) {
       }
     }
     // One pipeline per tile size: the cache is reused across streams and shapes.
-    EXPECT_EQ(device.pipeline_count(), 2u);
+    EXPECT_EQ(device.pipeline_count(), 4u);
   }
   EXPECT_EQ(device.pipeline_count(), 0u);  // the outer device never ran anything
 }
@@ -252,7 +253,7 @@ TEST_F(Vulkan, GemmRejectsBadShapes) {
   EXPECT_THROW(vk::gemm(stream, a, b, c, 3, 2, 2), seqk::Error);         // c is 4, not 6
   EXPECT_THROW(vk::gemm(stream, a, b, c, 0, 2, 3), seqk::Error);
   EXPECT_THROW(vk::gemm(stream, a, b, c, 2, 2, 3, &bias), seqk::Error);  // bias is 3, not n=2
-  EXPECT_THROW(vk::gemm(stream, a, b, c, 2, 2, 3, nullptr, 0), seqk::Error);
+  EXPECT_THROW(vk::gemm(stream, a, b, c, 2, 2, 3, nullptr, 257), seqk::Error);
   EXPECT_THROW(vk::gemm(stream, a, b, c, 2, 2, 3, nullptr, 1024), seqk::Error);
   EXPECT_THROW(vk::gemm(stream, a, b, a, 2, 3, 3), seqk::Error);         // c aliases a
   EXPECT_EQ(stream.recorded(), 1u);  // rejected calls recorded nothing

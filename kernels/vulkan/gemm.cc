@@ -121,8 +121,7 @@ void gemm(Stream& stream, const Buffer& a, const Buffer& b, Buffer& c, int64_t m
           "*", n, " = ", m * n);
   require(bias == nullptr || static_cast<int64_t>(bias->size()) == n, "vulkan gemm: bias holds ",
           bias ? bias->size() : 0, " floats, expected n = ", n);
-  require(tile >= 1, "vulkan gemm: tile must be >= 1");
-  // Up to 16 x 16 invocations, each with a register tile of tile / 16.
+  // Up to 16 x 16 invocations, each with a register tile of tile / 16 (tile 0: chosen by shape).
   const detail::GemmTiling tiling{tile, std::max(1u, tile / 16), 16};
   detail::gemm_strided(stream, {&a, 0, k, 1}, {&b, 0, k, 1}, c, 0, n, m, n, k, bias, false, tiling);
 }

@@ -126,8 +126,9 @@ class Stream {
 // and dense. `tile` (a specialization constant: each value is its own cached
 // pipeline) is the edge of the block of C one workgroup computes, staged
 // through shared memory; the workgroup has at most 16 x 16 invocations, each
-// computing (tile / 16)² elements in registers when tile > 16.
+// computing (tile / 16)² elements in registers when tile > 16. 0: chosen by
+// the shape (128 where C holds enough such blocks to fill a large GPU, else 64).
 void gemm(Stream& stream, const Buffer& a, const Buffer& b, Buffer& c, int64_t m, int64_t n, int64_t k,
-          const Buffer* bias = nullptr, uint32_t tile = 64);
+          const Buffer* bias = nullptr, uint32_t tile = 0);
 
 }  // namespace seqk::vk
