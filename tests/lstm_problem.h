@@ -32,15 +32,19 @@ using seqk::View;
 // same values in double (what the reference gets).
 
 struct Problem {
+  seqk::CellKind cell = seqk::CellKind::kLstm;
   int64_t D = 0, H = 0, B = 0, T = 0;
-  std::vector<float> w_ih, w_hh, b_ih, b_hh, x, h0, c0;  // h0/c0 empty: zeros
+  std::vector<float> w_ih, w_hh, b_ih, b_hh, x, h0, c0;  // h0/c0 empty: zeros; c0 only for the LSTM
 
+  int64_t G() const { return seqk::gates_per_unit(cell); }
+  bool has_c() const { return seqk::has_cell_state(cell); }
   LstmParams params() const {
-    return {ConstView(w_ih.data(), {4 * H, D}), ConstView(w_hh.data(), {4 * H, H}), ConstView(b_ih.data(), {4 * H}),
-            ConstView(b_hh.data(), {4 * H})};
+    return {ConstView(w_ih.data(), {G() * H, D}), ConstView(w_hh.data(), {G() * H, H}),
+            ConstView(b_ih.data(), {G() * H}), ConstView(b_hh.data(), {G() * H})};
   }
-  RefLstmParams ref_params() const {
-    RefLstmParams p;
+  RefRecurrentParams ref_params() const {
+    RefRecurrentParams p;
+    p.cell = cell;
     p.D = D;
     p.H = H;
     p.w_ih = to_double(w_ih);
@@ -52,32 +56,36 @@ struct Problem {
   ConstView x_view() const { return ConstView(x.data(), {T, B, D}); }
   ConstView h0_view() const { return h0.empty() ? ConstView() : ConstView(h0.data(), {B, H}); }
   ConstView c0_view() const { return c0.empty() ? ConstView() : ConstView(c0.data(), {B, H}); }
-  RefLstmResult reference() const { return reference_lstm_forward(ref_params(), to_double(x), T, B, to_double(h0), to_double(c0)); }
+  RefRecurrentResult reference() const { return reference_recurrent_forward(ref_params(), to_double(x), T, B, to_double(h0), to_double(c0)); }
   std::string describe() const {
     std::ostringstream s;
-    s << "D=" << D << " H=" << H << " B=" << B << " T=" << T << (h0.empty() ? " zero state" : " with h0/c0");
+    s << seqk::to_string(cell) << " D=" << D << " H=" << H << " B=" << B << " T=" << T
+      << (h0.empty() ? " zero state" : " with initial state");
     return s.str();
   }
 };
 
 // PyTorch's initialisation, U(-1/sqrt(H), 1/sqrt(H)) for every parameter;
 // inputs and h0 in U(-1, 1); c0 in U(-2, 2) (a cell state may exceed 1).
-inline Problem make_problem(int64_t D, int64_t H, int64_t B, int64_t T, bool with_state, uint64_t seed = 1) {
+inline Problem make_problem(int64_t D, int64_t H, int64_t B, int64_t T, bool with_state, uint64_t seed = 1,
+                            seqk::CellKind cell = seqk::CellKind::kLstm) {
   Problem p;
+  p.cell = cell;
   p.D = D;
   p.H = H;
   p.B = B;
   p.T = T;
   const float k = 1.0f / std::sqrt(static_cast<float>(H));
   const uint64_t s = seed * 1000003 + static_cast<uint64_t>(((D * 131 + H) * 7 + B) * 11 + T);
-  p.w_ih = random_floats(4 * H * D, s + 1, -k, k);
-  p.w_hh = random_floats(4 * H * H, s + 2, -k, k);
-  p.b_ih = random_floats(4 * H, s + 3, -k, k);
-  p.b_hh = random_floats(4 * H, s + 4, -k, k);
+  const int64_t G = p.G();
+  p.w_ih = random_floats(G * H * D, s + 1, -k, k);
+  p.w_hh = random_floats(G * H * H, s + 2, -k, k);
+  p.b_ih = random_floats(G * H, s + 3, -k, k);
+  p.b_hh = random_floats(G * H, s + 4, -k, k);
   p.x = random_floats(T * B * D, s + 5);
   if (with_state) {
     p.h0 = random_floats(B * H, s + 6);
-    p.c0 = random_floats(B * H, s + 7, -2.0f, 2.0f);
+    if (p.has_c()) p.c0 = random_floats(B * H, s + 7, -2.0f, 2.0f);
   }
   return p;
 }
@@ -93,7 +101,7 @@ struct Outputs {
     a.h0 = p.h0_view();
     a.c0 = p.c0_view();
     if (want_h_n) a.h_n = View(h_n.data(), {p.B, p.H});
-    if (want_c_n) a.c_n = View(c_n.data(), {p.B, p.H});
+    if (want_c_n && p.has_c()) a.c_n = View(c_n.data(), {p.B, p.H});
     return a;
   }
 };
@@ -136,7 +144,7 @@ inline bool bitwise_equal(const std::vector<float>& a, const std::vector<float>&
 // its LstmSaved.
 template <typename Saved, typename Layer>
 bool forward_matches_reference(Layer& layer, const Problem& p) {
-  const RefLstmResult ref = p.reference();
+  const RefRecurrentResult ref = p.reference();
   Outputs inf(p);
   layer.forward(inf.args(p));
   Outputs train(p);
@@ -145,7 +153,8 @@ bool forward_matches_reference(Layer& layer, const Problem& p) {
 
   const testing::AssertionResult ok_y = close_forward("y", inf.y, ref.y, p);
   const testing::AssertionResult ok_h = close_forward("h_n", inf.h_n, ref.h_n, p);
-  const testing::AssertionResult ok_c = close_forward("c_n", inf.c_n, ref.c_n, p);
+  const testing::AssertionResult ok_c =
+      p.has_c() ? close_forward("c_n", inf.c_n, ref.c_n, p) : testing::AssertionSuccess();
   EXPECT_TRUE(ok_y) << p.describe();
   EXPECT_TRUE(ok_h) << p.describe();
   EXPECT_TRUE(ok_c) << p.describe();
@@ -164,7 +173,8 @@ bool forward_matches_reference(Layer& layer, const Problem& p) {
 
 struct GradCase {
   int64_t D, H, B, T;
-  bool with_state;     // h0/c0 given, dh0/dc0 wanted, dh_n/dc_n given
+  bool with_state;  // h0 (c0) given, dh0 (dc0) wanted, dh_n (dc_n) given; c only for the LSTM
+  seqk::CellKind cell = seqk::CellKind::kLstm;
 };
 
 // The finite-difference gradients of one case, in double.
@@ -180,14 +190,16 @@ struct GradProblem {
 
 inline GradProblem make_grad_problem(const GradCase& c) {
   GradProblem g;
-  g.p = make_problem(c.D, c.H, c.B, c.T, c.with_state, 5);
+  g.p = make_problem(c.D, c.H, c.B, c.T, c.with_state, 5, c.cell);
   g.w_y = random_floats(c.T * c.B * c.H, 51);
   g.w.w_y = to_double(g.w_y);
   if (c.with_state) {
     g.w_h = random_floats(c.B * c.H, 52);
-    g.w_c = random_floats(c.B * c.H, 53);
     g.w.w_h = to_double(g.w_h);
-    g.w.w_c = to_double(g.w_c);
+    if (g.p.has_c()) {
+      g.w_c = random_floats(c.B * c.H, 53);
+      g.w.w_c = to_double(g.w_c);
+    }
   }
   return g;
 }
@@ -199,19 +211,19 @@ constexpr double kFdStep = 1e-5;
 
 // Computed once per case (the same for every SIMD target).
 inline const FdGradients& fd_gradients(const GradCase& c) {
-  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, FdGradients> cache;
-  const auto key = std::make_tuple(c.D, c.H, c.B, c.T, c.with_state);
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool, seqk::CellKind>, FdGradients> cache;
+  const auto key = std::make_tuple(c.D, c.H, c.B, c.T, c.with_state, c.cell);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   const GradProblem g = make_grad_problem(c);
-  RefLstmParams rp = g.p.ref_params();
+  RefRecurrentParams rp = g.p.ref_params();
   std::vector<double> x = to_double(g.p.x), h0 = to_double(g.p.h0), c0 = to_double(g.p.c0);
   FdGradients fd;
   const int64_t T = c.T, B = c.B;
   fd.x = finite_difference(&x, rp, x, T, B, h0, c0, g.w, kFdStep);
   if (c.with_state) {
     fd.h0 = finite_difference(&h0, rp, x, T, B, h0, c0, g.w, kFdStep);
-    fd.c0 = finite_difference(&c0, rp, x, T, B, h0, c0, g.w, kFdStep);
+    if (g.p.has_c()) fd.c0 = finite_difference(&c0, rp, x, T, B, h0, c0, g.w, kFdStep);
   }
   fd.w_ih = finite_difference(&rp.w_ih, rp, x, T, B, h0, c0, g.w, kFdStep);
   fd.w_hh = finite_difference(&rp.w_hh, rp, x, T, B, h0, c0, g.w, kFdStep);
@@ -250,7 +262,7 @@ template <typename Saved, typename Layer, typename... Extra>
 Analytic run_backward_on(Layer& layer, const GradProblem& g, const GradCase& c, bool want_dx, float fill,
                          Analytic* reuse, Extra... extra) {
   const Problem& p = g.p;
-  const int64_t D = p.D, H = p.H, B = p.B, T = p.T;
+  const int64_t D = p.D, H = p.H, B = p.B, T = p.T, G = p.G();
   Outputs out(p);
   Saved saved;
   layer.forward(out.args(p, c.with_state, c.with_state), saved, extra...);
@@ -262,10 +274,10 @@ Analytic run_backward_on(Layer& layer, const GradProblem& g, const GradCase& c, 
     a.dx.assign(T * B * D, fill);
     a.dh0.assign(B * H, fill);
     a.dc0.assign(B * H, fill);
-    a.dw_ih.assign(4 * H * D, fill);
-    a.dw_hh.assign(4 * H * H, fill);
-    a.db_ih.assign(4 * H, fill);
-    a.db_hh.assign(4 * H, fill);
+    a.dw_ih.assign(G * H * D, fill);
+    a.dw_hh.assign(G * H * H, fill);
+    a.db_ih.assign(G * H, fill);
+    a.db_hh.assign(G * H, fill);
   }
   LstmBackwardArgs args;
   args.x = p.x_view();
@@ -275,13 +287,15 @@ Analytic run_backward_on(Layer& layer, const GradProblem& g, const GradCase& c, 
   args.dy = ConstView(g.w_y.data(), {T, B, H});
   if (c.with_state) {
     args.dh_n = ConstView(g.w_h.data(), {B, H});
-    args.dc_n = ConstView(g.w_c.data(), {B, H});
     args.dh0 = View(a.dh0.data(), {B, H});
-    args.dc0 = View(a.dc0.data(), {B, H});
+    if (p.has_c()) {
+      args.dc_n = ConstView(g.w_c.data(), {B, H});
+      args.dc0 = View(a.dc0.data(), {B, H});
+    }
   }
   if (want_dx) args.dx = View(a.dx.data(), {T, B, D});
-  const LstmGrads grads{View(a.dw_ih.data(), {4 * H, D}), View(a.dw_hh.data(), {4 * H, H}),
-                        View(a.db_ih.data(), {4 * H}), View(a.db_hh.data(), {4 * H})};
+  const LstmGrads grads{View(a.dw_ih.data(), {G * H, D}), View(a.dw_hh.data(), {G * H, H}),
+                        View(a.db_ih.data(), {G * H}), View(a.db_hh.data(), {G * H})};
   layer.backward(args, saved, grads, extra...);
   return a;
 }
@@ -291,7 +305,7 @@ Analytic run_backward_on(Layer& layer, const GradProblem& g, const GradCase& c, 
 inline void expect_gradients_close(const Analytic& a, const FdGradients& fd, bool with_state) {
   if (with_state) {
     EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
-    EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+    if (!fd.c0.empty()) EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
   }
   EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
   EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));

@@ -1,5 +1,6 @@
 #include "reference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -65,48 +66,64 @@ namespace {
 double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 }  // namespace
 
-RefLstmResult reference_lstm_forward(const RefLstmParams& p, const std::vector<double>& x, int64_t T, int64_t B,
-                                     const std::vector<double>& h0, const std::vector<double>& c0) {
-  const int64_t D = p.D, H = p.H;
+RefRecurrentResult reference_recurrent_forward(const RefRecurrentParams& p, const std::vector<double>& x, int64_t T,
+                                               int64_t B, const std::vector<double>& h0, const std::vector<double>& c0) {
+  const int64_t D = p.D, H = p.H, G = seqk::gates_per_unit(p.cell);
   std::vector<double> h(B * H, 0.0), c(B * H, 0.0);
   if (!h0.empty()) h = h0;
   if (!c0.empty()) c = c0;
-  RefLstmResult r;
+  RefRecurrentResult r;
   r.y.assign(T * B * H, 0.0);
-  std::vector<double> pre(4 * H);
+  // The input and hidden sides apart: the GRU's n gate needs them separately.
+  std::vector<double> in(G * H), hid(G * H);
   std::vector<double> h_next(B * H), c_next(B * H);
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t b = 0; b < B; ++b) {
       const double* xt = &x[(t * B + b) * D];
       const double* hb = &h[b * H];
-      for (int64_t row = 0; row < 4 * H; ++row) {
-        double sum = p.b_ih[row] + p.b_hh[row];
-        for (int64_t d = 0; d < D; ++d) sum += p.w_ih[row * D + d] * xt[d];
-        for (int64_t k = 0; k < H; ++k) sum += p.w_hh[row * H + k] * hb[k];
-        pre[row] = sum;
+      for (int64_t row = 0; row < G * H; ++row) {
+        double sum_in = p.b_ih[row], sum_hid = p.b_hh[row];
+        for (int64_t d = 0; d < D; ++d) sum_in += p.w_ih[row * D + d] * xt[d];
+        for (int64_t k = 0; k < H; ++k) sum_hid += p.w_hh[row * H + k] * hb[k];
+        in[row] = sum_in;
+        hid[row] = sum_hid;
       }
       for (int64_t j = 0; j < H; ++j) {
-        const double i_gate = sigmoid(pre[0 * H + j]);
-        const double f_gate = sigmoid(pre[1 * H + j]);
-        const double g_gate = std::tanh(pre[2 * H + j]);
-        const double o_gate = sigmoid(pre[3 * H + j]);
-        const double c_new = f_gate * c[b * H + j] + i_gate * g_gate;
-        c_next[b * H + j] = c_new;
-        h_next[b * H + j] = o_gate * std::tanh(c_new);
+        const int64_t at = b * H + j;
+        switch (p.cell) {
+          case seqk::CellKind::kLstm: {
+            const double i_gate = sigmoid(in[j] + hid[j]);
+            const double f_gate = sigmoid(in[H + j] + hid[H + j]);
+            const double g_gate = std::tanh(in[2 * H + j] + hid[2 * H + j]);
+            const double o_gate = sigmoid(in[3 * H + j] + hid[3 * H + j]);
+            c_next[at] = f_gate * c[at] + i_gate * g_gate;
+            h_next[at] = o_gate * std::tanh(c_next[at]);
+            break;
+          }
+          case seqk::CellKind::kGru: {
+            const double r_gate = sigmoid(in[j] + hid[j]);
+            const double z_gate = sigmoid(in[H + j] + hid[H + j]);
+            const double n_gate = std::tanh(in[2 * H + j] + r_gate * hid[2 * H + j]);
+            h_next[at] = (1.0 - z_gate) * n_gate + z_gate * hb[j];
+            break;
+          }
+          case seqk::CellKind::kRnnTanh: h_next[at] = std::tanh(in[j] + hid[j]); break;
+          case seqk::CellKind::kRnnRelu: h_next[at] = std::max(0.0, in[j] + hid[j]); break;
+        }
       }
     }
     h = h_next;
-    c = c_next;
+    if (seqk::has_cell_state(p.cell)) c = c_next;
     for (int64_t i = 0; i < B * H; ++i) r.y[t * B * H + i] = h[i];
   }
   r.h_n = h;
-  r.c_n = c;
+  if (seqk::has_cell_state(p.cell)) r.c_n = c;
   return r;
 }
 
-double reference_lstm_loss(const RefLstmParams& p, const std::vector<double>& x, int64_t T, int64_t B,
+double reference_recurrent_loss(const RefRecurrentParams& p, const std::vector<double>& x, int64_t T, int64_t B,
                            const std::vector<double>& h0, const std::vector<double>& c0, const LossWeights& w) {
-  const RefLstmResult r = reference_lstm_forward(p, x, T, B, h0, c0);
+  const RefRecurrentResult r = reference_recurrent_forward(p, x, T, B, h0, c0);
   double loss = 0.0;
   for (std::size_t i = 0; i < w.w_y.size(); ++i) loss += w.w_y[i] * r.y[i];
   for (std::size_t i = 0; i < w.w_h.size(); ++i) loss += w.w_h[i] * r.h_n[i];
@@ -114,16 +131,16 @@ double reference_lstm_loss(const RefLstmParams& p, const std::vector<double>& x,
   return loss;
 }
 
-std::vector<double> finite_difference(std::vector<double>* target, RefLstmParams& p, std::vector<double>& x,
+std::vector<double> finite_difference(std::vector<double>* target, RefRecurrentParams& p, std::vector<double>& x,
                                       int64_t T, int64_t B, std::vector<double>& h0, std::vector<double>& c0,
                                       const LossWeights& w, double step) {
   std::vector<double> grad(target->size());
   for (std::size_t i = 0; i < target->size(); ++i) {
     const double saved = (*target)[i];
     (*target)[i] = saved + step;
-    const double plus = reference_lstm_loss(p, x, T, B, h0, c0, w);
+    const double plus = reference_recurrent_loss(p, x, T, B, h0, c0, w);
     (*target)[i] = saved - step;
-    const double minus = reference_lstm_loss(p, x, T, B, h0, c0, w);
+    const double minus = reference_recurrent_loss(p, x, T, B, h0, c0, w);
     (*target)[i] = saved;
     grad[i] = (plus - minus) / (2.0 * step);
   }

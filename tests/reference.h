@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "seqk/recurrent.h"
 #include "seqk/simd.h"
 #include "seqk/tensor.h"
 
@@ -45,24 +46,27 @@ GemmReference reference_gemm(seqk::ConstView a, seqk::ConstView b, const float* 
                              const std::vector<int64_t>* b_order = nullptr);
 
 // ---------------------------------------------------------------------------
-// LSTM (PyTorch formulation, gate order i, f, g, o, two bias vectors).
+// Recurrent layers: LSTM, GRU and vanilla RNN in PyTorch's formulation
+// (seqk/recurrent.h), two bias vectors each.
 
-struct RefLstmParams {
+struct RefRecurrentParams {
+  seqk::CellKind cell = seqk::CellKind::kLstm;
   int64_t D = 0, H = 0;
-  std::vector<double> w_ih;  // (4H, D)
-  std::vector<double> w_hh;  // (4H, H)
-  std::vector<double> b_ih;  // (4H)
-  std::vector<double> b_hh;  // (4H)
+  std::vector<double> w_ih;  // (G·H, D), G = gates_per_unit(cell)
+  std::vector<double> w_hh;  // (G·H, H)
+  std::vector<double> b_ih;  // (G·H)
+  std::vector<double> b_hh;  // (G·H)
 };
 
-struct RefLstmResult {
+struct RefRecurrentResult {
   std::vector<double> y;         // (T, B, H)
   std::vector<double> h_n, c_n;  // (B, H)
 };
 
 // x (T, B, D); h0, c0 (B, H) each, or empty for zeros.
-RefLstmResult reference_lstm_forward(const RefLstmParams& p, const std::vector<double>& x, int64_t T, int64_t B,
-                                     const std::vector<double>& h0, const std::vector<double>& c0);
+// c0 and c_n only for the LSTM (empty otherwise).
+RefRecurrentResult reference_recurrent_forward(const RefRecurrentParams& p, const std::vector<double>& x, int64_t T,
+                                               int64_t B, const std::vector<double>& h0, const std::vector<double>& c0);
 
 // The scalar loss used for gradient checks:
 //   L = Σ w_y ⊙ y + Σ w_h ⊙ h_n + Σ w_c ⊙ c_n
@@ -71,13 +75,13 @@ RefLstmResult reference_lstm_forward(const RefLstmParams& p, const std::vector<d
 struct LossWeights {
   std::vector<double> w_y, w_h, w_c;
 };
-double reference_lstm_loss(const RefLstmParams& p, const std::vector<double>& x, int64_t T, int64_t B,
+double reference_recurrent_loss(const RefRecurrentParams& p, const std::vector<double>& x, int64_t T, int64_t B,
                            const std::vector<double>& h0, const std::vector<double>& c0, const LossWeights& w);
 
 // Central finite difference of the loss with respect to every element of
 // *target (which must be one of p's vectors, x, h0 or c0): element i gets
 // (L(v_i + step) - L(v_i - step)) / (2·step), everything in double.
-std::vector<double> finite_difference(std::vector<double>* target, RefLstmParams& p, std::vector<double>& x,
+std::vector<double> finite_difference(std::vector<double>* target, RefRecurrentParams& p, std::vector<double>& x,
                                       int64_t T, int64_t B, std::vector<double>& h0, std::vector<double>& c0,
                                       const LossWeights& w, double step);
 

@@ -89,7 +89,7 @@ TEST_P(Lstm, OptionalStatesAndOutputs) {
       Problem p = full;
       if (!(mask & 1)) p.h0.clear();
       if (!(mask & 2)) p.c0.clear();
-      const RefLstmResult ref = p.reference();
+      const RefRecurrentResult ref = p.reference();
       for (int outputs = 0; outputs < 4; ++outputs) {  // bit 0: h_n wanted, bit 1: c_n wanted
         const bool want_h = outputs & 1, want_c = outputs & 2;
         for (bool training : {false, true}) {
@@ -228,7 +228,7 @@ TEST_P(Lstm, InitialStateGradientsWithoutInitialState) {
   const std::vector<float> w_y = random_floats(T * B * H, 61), w_h = random_floats(B * H, 62),
                            w_c = random_floats(B * H, 63);
   const LossWeights w{to_double(w_y), to_double(w_h), to_double(w_c)};
-  RefLstmParams rp = p.ref_params();
+  RefRecurrentParams rp = p.ref_params();
   std::vector<double> x = to_double(p.x), h0(B * H, 0.0), c0(B * H, 0.0);
   const std::vector<double> fd_h0 = finite_difference(&h0, rp, x, T, B, h0, c0, w, kFdStep);
   const std::vector<double> fd_c0 = finite_difference(&c0, rp, x, T, B, h0, c0, w, kFdStep);
@@ -295,7 +295,7 @@ TEST(LstmLayer, SetParametersCopies) {
   Problem p = make_problem(5, 17, 2, 3, true, 7);
   LstmLayer layer(5, 17);
   layer.set_parameters(p.params());
-  const RefLstmResult ref = p.reference();
+  const RefRecurrentResult ref = p.reference();
   for (auto* v : {&p.w_ih, &p.w_hh, &p.b_ih, &p.b_hh})
     for (float& e : *v) e = 100.0f;
   Outputs out(p);

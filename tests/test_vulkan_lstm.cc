@@ -223,7 +223,9 @@ TEST_F(VulkanLstm, GemmWithLongDepthMatchesFp64) {
   for (uint32_t tile : {8u, 16u, 64u}) {
     vk::Stream stream(dev);
     vk::gemm(stream, ga, gb, gc, m, n, k, nullptr, tile);
-    if (dev.info().type == vk::DeviceType::kCpu) EXPECT_GT(stream.recorded(), 1u) << "tile " << tile << ": K was not split";
+    if (dev.info().type == vk::DeviceType::kCpu) {
+      EXPECT_GT(stream.recorded(), 1u) << "tile " << tile << ": K was not split";
+    }
     stream.submit();
     const GemmReference ref = reference_gemm(ConstView(a.data(), {m, k}), ConstView(b.data(), {n, k}), nullptr, nullptr);
     std::vector<double> tol(ref.magnitude.size());

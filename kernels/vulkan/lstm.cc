@@ -10,7 +10,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/lstm_args.h"
+#include "kernels/recurrent_args.h"
 #include "kernels/vulkan/runtime.h"
 #include "seqk/error.h"
 
@@ -134,7 +134,7 @@ LstmLayer::LstmLayer(Device& device, int64_t input_size, int64_t hidden_size)
 LstmLayer::~LstmLayer() = default;
 
 void LstmLayer::set_parameters(const LstmParams& params) {
-  seqk::detail::check_lstm_params(params, {input_size_, hidden_size_});
+  seqk::detail::check_recurrent_params(params, {CellKind::kLstm, input_size_, hidden_size_});
   const int64_t gates = kGates * hidden_size_, d = input_size_, h = hidden_size_;
   std::vector<float> w_ih_t(static_cast<std::size_t>(gates * d)), w_hh_t(static_cast<std::size_t>(gates * h));
   for (int64_t r = 0; r < gates; ++r) {
@@ -340,7 +340,7 @@ void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved) { forward
 
 void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved) {
   require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
-  seqk::detail::check_lstm_forward(args, {input_size_, hidden_size_});
+  seqk::detail::check_recurrent_forward(args, {CellKind::kLstm, input_size_, hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   auto x = upload(device_, args.x), h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
   auto y = std::make_shared<Buffer>(device_, args.y.numel());
@@ -355,8 +355,9 @@ void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved)
 
 void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads) {
   require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
-  seqk::detail::check_lstm_backward(args, grads, {input_size_, hidden_size_}, saved.gates_ ? saved.steps_ : 0,
-                              saved.batch_, {saved.input_size_, saved.hidden_size_});
+  seqk::detail::check_recurrent_backward(args, grads, {CellKind::kLstm, input_size_, hidden_size_},
+                                         saved.gates_ ? saved.steps_ : 0, saved.batch_,
+                                         {CellKind::kLstm, saved.input_size_, saved.hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   auto x = upload(device_, args.x), y = upload(device_, args.y), dy = upload(device_, args.dy);
   auto h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);

@@ -1,0 +1,277 @@
+// RecurrentLayer: argument checks, the PyTorch <-> blocked parameter
+// layouts, the sequence-wide GEMMs (input projection; weight, input and
+// initial-state gradients), and the hand-off to the per-target recurrence.
+#include "seqk/recurrent_layer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/recurrent_steps.h"
+#include "kernels/recurrent_args.h"
+
+namespace seqk {
+namespace {
+
+// Copies a (B, H) state into (B, Hp) with zero padding (zeros if absent).
+AlignedVector padded_state(const ConstView& state, int64_t batch, int64_t hidden, int64_t padded) {
+  AlignedVector out(static_cast<size_t>(batch * padded), 0.0f);
+  if (!state.empty())
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(&out[b * padded], state.data() + b * hidden, hidden * sizeof(float));
+  return out;
+}
+
+void unpad_state(const float* padded_state, int64_t batch, int64_t hidden, int64_t padded, float* out) {
+  for (int64_t b = 0; b < batch; ++b) std::memcpy(out + b * hidden, padded_state + b * padded, hidden * sizeof(float));
+}
+
+}  // namespace
+
+RecurrentLayer::RecurrentLayer(CellKind cell, int64_t input_size, int64_t hidden_size)
+    : cell_(cell),
+      input_size_(input_size),
+      hidden_size_(hidden_size),
+      padded_hidden_((hidden_size + kPanelWidth - 1) / kPanelWidth * kPanelWidth) {
+  require(input_size > 0, to_string(cell), " input_size must be positive, got ", input_size);
+  require(hidden_size > 0, to_string(cell), " hidden_size must be positive, got ", hidden_size);
+  // Blocked row r = block u, gate q, unit j  <-  PyTorch row q·H + 16u + j.
+  const int64_t block_cols = gates() * kPanelWidth;
+  gate_order_.resize(static_cast<size_t>(gates() * padded_hidden_));
+  for (int64_t r = 0; r < gates() * padded_hidden_; ++r) {
+    const int64_t block = r / block_cols, gate = r % block_cols / kPanelWidth;
+    const int64_t unit = block * kPanelWidth + r % kPanelWidth;
+    gate_order_[static_cast<size_t>(r)] = unit < hidden_size ? gate * hidden_size + unit : -1;
+  }
+}
+
+RnnLayer::RnnLayer(int64_t input_size, int64_t hidden_size, CellKind nonlinearity)
+    : RecurrentLayer(nonlinearity, input_size, hidden_size) {
+  require(nonlinearity == CellKind::kRnnTanh || nonlinearity == CellKind::kRnnRelu,
+          "RnnLayer's nonlinearity must be CellKind::kRnnTanh or kRnnRelu, got ", to_string(nonlinearity));
+}
+
+int64_t RecurrentLayer::parameter_count() const {
+  return gates() * (hidden_size_ * input_size_ + hidden_size_ * hidden_size_ + 2 * hidden_size_);
+}
+
+void RecurrentLayer::set_parameters(const RecurrentParams& params) {
+  detail::check_recurrent_params(params, {cell_, input_size_, hidden_size_});
+
+  const int64_t rows = gates() * padded_hidden_;
+  w_ih_packed_ = PackedMatrix(params.w_ih, gate_order_);
+  w_hh_packed_ = PackedMatrix(params.w_hh, gate_order_);
+  // Backward multiplies by the blocked weights from the other side.
+  auto blocked = [&](const ConstView& w) {
+    const int64_t cols = w.dim(1);
+    AlignedVector out(static_cast<size_t>(rows * cols), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      if (const int64_t source = gate_order_[static_cast<size_t>(r)]; source >= 0)
+        std::memcpy(&out[r * cols], w.data() + source * cols, cols * sizeof(float));
+    return out;
+  };
+  const AlignedVector w_ih_blocked = blocked(params.w_ih), w_hh_blocked = blocked(params.w_hh);
+  w_ih_t_packed_ = PackedMatrix(ConstView(w_ih_blocked.data(), {rows, input_size_}).transposed());
+  w_hh_t_packed_ = PackedMatrix(ConstView(w_hh_blocked.data(), {rows, hidden_size_}).transposed());
+  // The GRU adds b_hh on the hidden side (r scales its n part); the other
+  // cells add both biases to the input projection.
+  const bool separate = cell_ == CellKind::kGru;
+  input_bias_.assign(static_cast<size_t>(rows), 0.0f);
+  hidden_bias_.assign(separate ? static_cast<size_t>(rows) : 0, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t source = gate_order_[static_cast<size_t>(r)];
+    if (source < 0) continue;
+    input_bias_[r] = params.b_ih.data()[source] + (separate ? 0.0f : params.b_hh.data()[source]);
+    if (separate) hidden_bias_[r] = params.b_hh.data()[source];
+  }
+  has_parameters_ = true;
+}
+
+void RecurrentLayer::set_workspace_limit(int64_t bytes) {
+  require(bytes > 0, "workspace limit must be positive, got ", bytes);
+  workspace_limit_ = bytes;
+}
+
+int64_t RecurrentLayer::chunk_steps(int64_t steps, int64_t batch) const {
+  const int64_t step_bytes = batch * gates() * padded_hidden_ * int64_t{sizeof(float)};
+  return std::clamp<int64_t>(workspace_limit_ / step_bytes, 1, steps);
+}
+
+void RecurrentLayer::check_forward(const RecurrentForwardArgs& args) const {
+  require(has_parameters_, to_string(cell_), " parameters are not set (call set_parameters first)");
+  detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
+}
+
+void RecurrentLayer::forward(const RecurrentForwardArgs& args, ThreadPool* pool) const {
+  check_forward(args);
+  run_forward(args, nullptr, nullptr, pool);
+}
+
+void RecurrentLayer::forward(const RecurrentForwardArgs& args, RecurrentSaved& saved, ThreadPool* pool) const {
+  check_forward(args);
+  saved.cell_ = cell_;
+  saved.steps_ = args.x.dim(0);
+  saved.batch_ = args.x.dim(1);
+  saved.input_size_ = input_size_;
+  saved.hidden_size_ = hidden_size_;
+  saved.gates_.resize(static_cast<size_t>(saved.steps_ * saved.batch_ * gates() * padded_hidden_));
+  // Per step: the LSTM's c_t, the GRU's hidden side of n; nothing for the RNN.
+  const bool per_step_state = cell_ == CellKind::kLstm || cell_ == CellKind::kGru;
+  saved.cells_.resize(per_step_state ? static_cast<size_t>(saved.steps_ * saved.batch_ * padded_hidden_) : 0);
+  run_forward(args, saved.gates_.data(), per_step_state ? saved.cells_.data() : nullptr, pool);
+}
+
+void RecurrentLayer::run_forward(const RecurrentForwardArgs& args, float* saved_gates, float* saved_cells,
+                                 ThreadPool* pool) const {
+  pool = pool ? pool : &ThreadPool::global();
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  const int64_t gate_cols = gates() * padded_hidden_, step_gates = batch * gate_cols;
+  const bool save = saved_gates != nullptr;
+  // The input projection runs a chunk of steps ahead of the recurrence, so
+  // the gates the recurrence accumulates into are still in cache, and
+  // inference needs only a chunk of scratch, not (T, B, G·H).
+  const int64_t chunk = chunk_steps(steps, batch);
+  AlignedVector scratch_gates(save ? 0 : static_cast<size_t>(chunk * step_gates));
+
+  // The GRU's hidden-side scratch, and the zero state it needs where h0 is
+  // absent (its hidden side is b_hh even then); the other cells skip the
+  // recurrent product at a zero state.
+  const bool gru = cell_ == CellKind::kGru;
+  AlignedVector hidden_gates(gru ? static_cast<size_t>(step_gates) : 0);
+  AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden_size_) : 0, 0.0f);
+  const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
+  AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
+  for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
+    const int64_t n = std::min(chunk, steps - t0);
+    float* gates = save ? saved_gates + t0 * step_gates : scratch_gates.data();
+    gemm(ConstView(args.x.data() + t0 * batch * input_size_, {n * batch, input_size_}), w_ih_packed_,
+         View(gates, {n * batch, gate_cols}), {.bias = input_bias_.data()}, pool);
+    const float* h_prev = t0 == 0 ? h0 : args.y.data() + (t0 - 1) * batch * hidden_size_;
+    // LSTM: c_{t0-1}; GRU and RNN: unused.
+    const float* c_prev = !saved_cells || t0 == 0 ? c0.data() : saved_cells + (t0 - 1) * batch * padded_hidden_;
+    float* cells = saved_cells ? saved_cells + t0 * batch * padded_hidden_ : c0.data();
+    detail::run_recurrent_forward_steps({cell_, n, batch, hidden_size_, padded_hidden_, &w_hh_packed_, gates, save,
+                                         hidden_gates.data(), hidden_bias_.data(), h_prev, c_prev, cells,
+                                         args.y.data() + t0 * batch * hidden_size_, pool});
+  }
+
+  if (!args.h_n.empty())
+    std::memcpy(args.h_n.data(), args.y.data() + (steps - 1) * batch * hidden_size_,
+                batch * hidden_size_ * sizeof(float));
+  if (!args.c_n.empty()) {
+    const float* last_cells = saved_cells ? saved_cells + (steps - 1) * batch * padded_hidden_ : c0.data();
+    unpad_state(last_cells, batch, hidden_size_, padded_hidden_, args.c_n.data());
+  }
+}
+
+void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const RecurrentSaved& saved,
+                              const RecurrentGrads& grads, ThreadPool* pool) const {
+  require(has_parameters_, to_string(cell_), " parameters are not set (call set_parameters first)");
+  detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
+                                   saved.gates_.empty() ? 0 : saved.steps_, saved.batch_,
+                                   {saved.cell_, saved.input_size_, saved.hidden_size_});
+  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), hidden = hidden_size_, input = input_size_;
+  const int64_t padded = padded_hidden_, gate_cols = gates() * padded;
+  pool = pool ? pool : &ThreadPool::global();
+  const bool gru = cell_ == CellKind::kGru;
+
+  // From the last chunk of steps to the first: the recurrence over the
+  // chunk, then, while its gate gradients are in cache, their share of dx
+  // and of the weight gradients. The recurrence of a chunk needs the
+  // hidden-side gate gradients of the step after it, so two chunk buffers
+  // alternate. The GRU's input and hidden sides differ (in n), so it has a
+  // second pair and two weight-gradient GEMMs: [dW_ih | db_ih] from
+  // [x | 1] and [dW_hh | db_hh] from [h | 1]; the other cells make all of
+  // them in one GEMM over [x | h | 1].
+  const int64_t chunk = chunk_steps(steps, batch), step_gates = batch * gate_cols;
+  AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
+  const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
+  AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
+  AlignedVector dh = padded_state(args.dh_n, batch, hidden, padded);
+  AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
+  auto chunk_buffer = [&] { return AlignedVector(static_cast<size_t>(chunk * step_gates)); };
+  AlignedVector dgates[2] = {chunk_buffer(), chunk_buffer()};
+  AlignedVector dgates_hidden[2] = {gru ? chunk_buffer() : AlignedVector(), gru ? chunk_buffer() : AlignedVector()};
+
+  // Operands of the weight-gradient GEMMs, [x (| h) | 1] and, for the GRU,
+  // [h | 1], per row (t, b); the column of ones makes them also sum the gate
+  // gradients, i.e. give the bias gradients.
+  auto x_row = [&](int64_t row) { return args.x.data() + row * input; };
+  auto h_row = [&](int64_t row) -> const float* {  // h_{t-1} of row (t, b)
+    if (row >= batch) return args.y.data() + (row - batch) * hidden;
+    return h0 ? h0 + row * hidden : nullptr;
+  };
+  const int64_t inputs = gru ? input + 1 : input + hidden + 1;  // columns of the first operand
+  AlignedVector first_operand(static_cast<size_t>(chunk * batch * inputs), 1.0f);
+  AlignedVector second_operand(gru ? static_cast<size_t>(chunk * batch * (hidden + 1)) : 0, 1.0f);
+  AlignedVector dw_first(static_cast<size_t>(gate_cols * inputs));  // blocked rows: [dW_ih | (dW_hh |) db]
+  AlignedVector dw_second(gru ? static_cast<size_t>(gate_cols * (hidden + 1)) : 0);  // GRU: [dW_hh | db_hh]
+  auto copy_row = [](float* dst, const float* src, int64_t width) {
+    if (src) std::memcpy(dst, src, width * sizeof(float));
+    else std::fill(dst, dst + width, 0.0f);
+  };
+
+  const float* dgates_after = nullptr;
+  for (int64_t t1 = steps, which = 0; t1 > 0; which ^= 1) {
+    const int64_t t0 = std::max<int64_t>(0, t1 - chunk), rows = (t1 - t0) * batch;
+    float* dg = dgates[which].data();
+    float* dg_hidden = gru ? dgates_hidden[which].data() : dg;
+    // Per-step states (LSTM c_t, GRU hidden side of n); the RNN has none.
+    auto cells_at = [&](int64_t t) { return saved.cells_.empty() ? nullptr : saved.cells_.data() + t * batch * padded; };
+    detail::run_recurrent_backward_steps(
+        {cell_, t1 - t0, batch, hidden, padded, &w_hh_t_packed_, saved.gates_.data() + t0 * step_gates, cells_at(t0),
+         t0 == 0 ? c0.data() : cells_at(t0 - 1),
+         t0 == 0 ? h0 : args.y.data() + (t0 - 1) * batch * hidden, args.y.data() + t0 * batch * hidden,
+         args.dy.data() + t0 * batch * hidden, dgates_after, dh.data(), carry.data(), dg, dg_hidden, pool});
+
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t row = t0 * batch + r;  // (t, b) of the whole sequence
+      copy_row(&first_operand[r * inputs], x_row(row), input);
+      if (gru) {
+        copy_row(&second_operand[r * (hidden + 1)], h_row(row), hidden);
+      } else {
+        copy_row(&first_operand[r * inputs + input], h_row(row), hidden);
+      }
+    }
+    const GemmArgs accumulate{.accumulate = t1 != steps};
+    gemm(ConstView(dg, {rows, gate_cols}).transposed(),
+         PackedMatrix(ConstView(first_operand.data(), {rows, inputs}).transposed()),
+         View(dw_first.data(), {gate_cols, inputs}), accumulate, pool);
+    if (gru) {
+      gemm(ConstView(dg_hidden, {rows, gate_cols}).transposed(),
+           PackedMatrix(ConstView(second_operand.data(), {rows, hidden + 1}).transposed()),
+           View(dw_second.data(), {gate_cols, hidden + 1}), accumulate, pool);
+    }
+    if (!args.dx.empty())
+      gemm(ConstView(dg, {rows, gate_cols}), w_ih_t_packed_, View(args.dx.data() + t0 * batch * input, {rows, input}),
+           {}, pool);
+
+    dgates_after = dg_hidden;
+    t1 = t0;
+  }
+
+  for (int64_t r = 0; r < gate_cols; ++r) {
+    const int64_t source = gate_order_[static_cast<size_t>(r)];
+    if (source < 0) continue;
+    std::memcpy(grads.w_ih.data() + source * input, &dw_first[r * inputs], input * sizeof(float));
+    grads.b_ih.data()[source] = dw_first[r * inputs + inputs - 1];
+    if (gru) {
+      std::memcpy(grads.w_hh.data() + source * hidden, &dw_second[r * (hidden + 1)], hidden * sizeof(float));
+      grads.b_hh.data()[source] = dw_second[r * (hidden + 1) + hidden];
+    } else {
+      std::memcpy(grads.w_hh.data() + source * hidden, &dw_first[r * inputs + input], hidden * sizeof(float));
+      grads.b_hh.data()[source] = grads.b_ih.data()[source];
+    }
+  }
+
+  // dgates_after now holds the hidden-side gate gradients of step 0.
+  if (!args.dh0.empty()) {
+    gemm(ConstView(dgates_after, {batch, gate_cols}), w_hh_t_packed_, args.dh0, {}, pool);
+    // The GRU's h0 also reaches h_1 directly, through z.
+    if (gru)
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t j = 0; j < hidden; ++j) args.dh0.data()[b * hidden + j] += carry[b * padded + j];
+  }
+  if (!args.dc0.empty()) unpad_state(carry.data(), batch, hidden, padded, args.dc0.data());
+}
+
+}  // namespace seqk

@@ -1,0 +1,26 @@
+// Argument checks shared by the CPU and Vulkan recurrent layers, so both
+// reject bad input with the same messages before touching anything.
+#pragma once
+
+#include <cstdint>
+
+#include "seqk/recurrent_layer.h"
+
+namespace seqk::detail {
+
+struct LayerShape {
+  CellKind cell;
+  int64_t input, hidden;  // D, H
+};
+
+// Shapes (G·H, D), (G·H, H), (G·H), (G·H), all values finite.
+void check_recurrent_params(const RecurrentParams& params, LayerShape shape);
+// x (T, B, D) with T, B > 0, y (T, B, H), optional (B, H) states; c0 and c_n
+// only for the LSTM.
+void check_recurrent_forward(const RecurrentForwardArgs& args, LayerShape shape);
+// The sequence as for forward, `saved` (of T', B' and a layer of `saved_shape`)
+// matching it, and the shapes of every gradient.
+void check_recurrent_backward(const RecurrentBackwardArgs& args, const RecurrentGrads& grads, LayerShape shape,
+                              int64_t saved_steps, int64_t saved_batch, LayerShape saved_shape);
+
+}  // namespace seqk::detail
