@@ -11,7 +11,7 @@
 
 #include "bench/bench_main.h"
 #include "bench/bench_util.h"
-#include "bench/lstm_shapes.h"
+#include "bench/recurrent_shapes.h"
 #include "bench/machine_context.h"
 #include "seqk/gemm.h"
 #include "seqk/simd.h"
@@ -69,9 +69,9 @@ void register_gemm(const std::string& family, const GemmCase& c, const std::stri
 }
 
 void register_lstm_shapes() {
-  for (const LstmShape& s : kStandardLstmShapes) {
+  for (const RecurrentShape& s : kStandardShapes) {
     const int64_t rows = s.steps * s.batch, gates = 4 * s.hidden;
-    const std::string label = "lstm " + lstm_shape_name(s);
+    const std::string label = "lstm " + shape_name(s);
     register_gemm("gemm/input_proj", {.m = rows, .n = gates, .k = s.input}, label);
     register_gemm("gemm/recurrent_step", {.m = s.batch, .n = gates, .k = s.hidden}, label);
     // dW_ih = dGatesᵀ · X: A is the (T·B, 4H) gate gradient read transposed.
@@ -130,7 +130,7 @@ void register_vulkan() {
     if (info.type == seqk::vk::DeviceType::kCpu || !info.timestamps) continue;
     // e.g. gemm_vulkan0/input_proj/M:8192/N:2048/K:512, like the CPU rows.
     const std::string family = "gemm_vulkan" + std::to_string(info.index);
-    for (const LstmShape& s : kStandardLstmShapes) {
+    for (const RecurrentShape& s : kStandardShapes) {
       const std::pair<const char*, GemmCase> cases[] = {
           {"input_proj", {.m = s.steps * s.batch, .n = 4 * s.hidden, .k = s.input}},
           {"recurrent_step", {.m = s.batch, .n = 4 * s.hidden, .k = s.hidden}}};

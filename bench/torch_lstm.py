@@ -7,7 +7,7 @@ The GPU peer of bench_lstm's Vulkan rows. Writes Google Benchmark JSON with
 rows named like bench_lstm's (lstm_fwd/cudnn/B:../D:../H:../T:..), and the
 same host name and CPU model in its context, so reports/summarize.py puts
 them beside seqk's rows of the same machine. The shapes are read from
-bench/lstm_shapes.h, so the two cannot drift apart.
+bench/recurrent_shapes.h, so the two cannot drift apart.
 
 Each repetition times enough iterations for --min-time seconds: the row's
 time is the GPU time between CUDA events around the loop, per iteration
@@ -24,14 +24,14 @@ import socket
 import sys
 import time
 
-SHAPES_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lstm_shapes.h")
+SHAPES_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recurrent_shapes.h")
 
 
 def standard_shapes():
-    """(B, D, H, T) tuples of kStandardLstmShapes in bench/lstm_shapes.h."""
+    """(B, D, H, T) tuples of kStandardShapes in bench/recurrent_shapes.h."""
     with open(SHAPES_HEADER) as f:
         text = f.read()
-    body = text[text.index("kStandardLstmShapes[]"):]
+    body = text[text.index("kStandardShapes[]"):]
     body = body[:body.index("};")]
     return [tuple(int(v) for v in m.groups()) for m in re.finditer(r"\{(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\}", body)]
 

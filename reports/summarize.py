@@ -4,8 +4,8 @@
 Usage: summarize.py RESULT.json [RESULT.json ...] > summary.md
 
 Rows are recognised by name, as bench/ (and bench/torch_lstm.py) register them:
-  lstm_fwd/<impl>/B:../D:../H:../T:..   lstm_fwdbwd/...
-      (impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
+  <cell>_fwd/<impl>/B:../D:../H:../T:..   <cell>_fwdbwd/...
+      (cell: lstm, gru, rnn_tanh, rnn_relu; impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -189,9 +189,13 @@ def shape_cells(shape, keys):
     return [shape.get(k, "–") for k in keys]
 
 
-def lstm_section(machine, notes):
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+def recurrent_section(machine, notes):
     rows = []
-    for family, title in (("lstm_fwd", "forward"), ("lstm_fwdbwd", "fwd+bwd")):
+    for cell, (suffix, title) in ((c, p) for c in CELLS for p in (("_fwd", "forward"), ("_fwdbwd", "fwd+bwd"))):
+        family = cell + suffix
         for seqk in machine.rows_of(family):
             if seqk.variant != "seqk":
                 continue
@@ -201,19 +205,19 @@ def lstm_section(machine, notes):
             if peer is not None and not peer.ok():
                 ratio = failure(peer)
                 shape = " ".join(f"{k}={v}" for k, v in seqk.shape.items())
-                notes.append(f"oneDNN {title} {shape}: {peer.errors[0] if peer.errors else 'no data'}")
+                notes.append(f"oneDNN {cell} {title} {shape}: {peer.errors[0] if peer.errors else 'no data'}")
             else:
                 ratio = fmt(peer_ms / seqk_ms) if seqk_ms and peer_ms else "–"
             rows.append([
-                title, *shape_cells(seqk.shape, "BDHT"),
+                cell, title, *shape_cells(seqk.shape, "BDHT"),
                 seqk.time_cell(),
                 peer.time_cell() if peer is not None else "–",
                 ratio, fmt(seqk.value("GFLOP/s")), fmt(seqk.value("pct_peak"), 2),
                 fmt(peer.value("GFLOP/s")) if peer_ms else "–",
             ])
     if not rows:
-        return "No LSTM rows."
-    return table(["pass", "B", "D", "H", "T", "seqk ms", "oneDNN ms", "oneDNN/seqk time",
+        return "No recurrent-layer rows."
+    return table(["cell", "pass", "B", "D", "H", "T", "seqk ms", "oneDNN ms", "oneDNN/seqk time",
                   "seqk GFLOP/s", "seqk % peak", "oneDNN GFLOP/s"], rows) + \
         "\n\noneDNN/seqk time > 1 means seqk is faster."
 
@@ -335,7 +339,7 @@ def summarize(paths):
         out += [f"## {host} ({cpu})", "", context_section(machine), "",
                 f"Times are wall-clock medians over {reps} repetition(s); % peak is of the measured "
                 "FMA peak on all threads.", "", NOISY_NOTE, "",
-                "### LSTM layer", "", lstm_section(machine, notes), ""]
+                "### Recurrent layers", "", recurrent_section(machine, notes), ""]
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
         out += ["### LSTM layer on Vulkan devices", "", vulkan_lstm_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "lstm_problem.h"
@@ -162,6 +163,31 @@ TEST_F(VulkanLstm, StackedLayersStayOnTheDevice) {
   expect_close("db_ih2", g_db_ih2, db_ih2);
 }
 
+// H = 512 and B = 11: workgroups of several sequences (4 on lavapipe, 8 on
+// GPUs with 48 KiB of shared memory), the last one partly empty, and the
+// deep dot-product splits large layers get. Forward and backward against
+// the CPU layer (sizes too large for finite differences).
+TEST_F(VulkanLstm, LargeHiddenMatchesCpu) {
+  const GradCase c{3, 512, 11, 2, true};
+  const GradProblem g = make_grad_problem(c);
+  seqk::LstmLayer cpu(c.D, c.H);
+  cpu.set_parameters(g.p.params());
+  vk::LstmLayer gpu(device(), c.D, c.H);
+  gpu.set_parameters(g.p.params());
+  const Analytic want = run_backward_on<seqk::LstmSaved>(cpu, g, c, true, NAN, nullptr);
+  const Analytic got = run_backward_on<vk::LstmSaved>(gpu, g, c, true, NAN, nullptr);
+  const std::pair<const char*, const std::vector<float> Analytic::*> fields[] = {
+      {"dx", &Analytic::dx},       {"dh0", &Analytic::dh0},     {"dc0", &Analytic::dc0},    {"dw_ih", &Analytic::dw_ih},
+      {"dw_hh", &Analytic::dw_hh}, {"db_ih", &Analytic::db_ih}, {"db_hh", &Analytic::db_hh}};
+  for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
+
+  Outputs cpu_out(g.p), gpu_out(g.p);
+  cpu.forward(cpu_out.args(g.p));
+  gpu.forward(gpu_out.args(g.p));
+  EXPECT_TRUE(close_forward("y", gpu_out.y, to_double(cpu_out.y), g.p));
+  EXPECT_TRUE(close_forward("c_n", gpu_out.c_n, to_double(cpu_out.c_n), g.p));
+}
+
 // Bad input: a clear error naming the argument, and nothing written.
 TEST_F(VulkanLstm, RejectsBadInput) {
   const Problem p = make_problem(3, 5, 2, 4, true, 9);
@@ -208,6 +234,16 @@ TEST_F(VulkanLstm, RejectsBadInput) {
                seqk::Error);  // T differs from saved
   EXPECT_THROW(layer.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_ih, &g_b, &g_b2}),
                seqk::Error);  // grads.w_hh has the wrong size
+  // Outputs sharing a buffer with another argument: rejected before anything is recorded.
+  const std::size_t recorded = stream.recorded();
+  EXPECT_THROW(layer.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y, nullptr, nullptr, &x}, saved,
+                                     {&g_ih, &g_hh, &g_b, &g_b2}),
+               seqk::Error);  // dx is x
+  EXPECT_THROW(layer.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_hh, &g_b, &g_b}),
+               seqk::Error);  // both bias gradients in one buffer
+  vk::Buffer h0(dev, 2 * 5);
+  EXPECT_THROW(layer.record_forward(stream, {4, 2, &x, &y, &h0, nullptr, nullptr, &h0}), seqk::Error);  // c_n is h0
+  EXPECT_EQ(stream.recorded(), recorded) << "a rejected call recorded work";
   stream.submit();
 }
 

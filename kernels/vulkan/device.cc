@@ -77,6 +77,14 @@ Device::Device(int index) : impl_(std::make_unique<Impl>()) {
   detail::vkGetPhysicalDeviceProperties(d.physical, &properties);
   d.limits = properties.limits;
   d.timestamp_period_ns = properties.limits.timestampPeriod;
+  {
+    uint32_t count = 0;
+    detail::vkGetPhysicalDeviceQueueFamilyProperties(d.physical, &count, nullptr);
+    std::vector<VkQueueFamilyProperties> families(count);
+    detail::vkGetPhysicalDeviceQueueFamilyProperties(d.physical, &count, families.data());
+    const uint32_t bits = families[d.queue_family].timestampValidBits;
+    d.timestamp_mask = bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+  }
 
   const float priority = 1.0f;
   VkDeviceQueueCreateInfo queue{};

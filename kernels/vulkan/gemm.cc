@@ -54,23 +54,33 @@ void gemm_strided(Stream& stream, const Operand& a, const Operand& b, Buffer& c,
   require(&c != a.buffer && &c != b.buffer && &c != bias, "vulkan gemm: c must not be an input");
 
   Device::Impl& d = stream.device().impl();
+  auto fits = [&](const GemmTiling& t) {
+    const uint64_t threads = uint64_t{t.tile / t.thread_tile} * (t.tile / t.thread_tile);
+    return threads <= d.info.max_workgroup_invocations && threads <= d.limits.maxComputeWorkGroupSize[0] &&
+           2ull * t.depth * (t.tile + 1) * sizeof(float) <= d.info.max_shared_memory;
+  };
   if (tiling.tile == 0) {
     // 128 x 128 blocks (8 x 8 per invocation) where C has room for enough of
     // them to fill a large GPU (on an H100, 27 TFLOP/s against 21 with 64 x 64
     // blocks at the LSTM's B = 64 input projection); else 64 x 64 blocks,
-    // which keep four times as many workgroups busy.
+    // which keep four times as many workgroups busy; 32 x 32 on devices too
+    // small for either.
     const int64_t large_blocks = (m + 127) / 128 * ((n + 127) / 128);
-    tiling = large_blocks >= 256 ? GemmTiling{128, 8, 16} : GemmTiling{64, 4, 16};
+    const GemmTiling large{128, 8, 16}, medium{64, 4, 16}, small{32, 4, 16};
+    tiling = large_blocks >= 256 && fits(large) ? large : fits(medium) ? medium : small;
   }
   const uint32_t tile = tiling.tile, thread_tile = tiling.thread_tile, depth = tiling.depth;
   require(tile >= 1 && thread_tile >= 1 && depth >= 1 && tile % thread_tile == 0 && tile <= 256 && depth <= 64,
           "vulkan gemm: bad tiling (tile ", tile, ", thread tile ", thread_tile, ", depth ", depth, ")");
   const uint32_t threads = (tile / thread_tile) * (tile / thread_tile);
-  require(threads <= d.info.max_workgroup_invocations && threads <= d.limits.maxComputeWorkGroupSize[0] &&
-              2ull * depth * (tile + 1) * sizeof(float) <= d.info.max_shared_memory,
-          "vulkan gemm: tile ", tile, " / thread tile ", thread_tile, " does not fit the device (",
-          d.info.max_workgroup_invocations, " invocations per workgroup, ", d.info.max_shared_memory,
-          " bytes of shared memory)");
+  require(fits(tiling), "vulkan gemm: tile ", tile, " / thread tile ", thread_tile,
+          " does not fit the device (", d.info.max_workgroup_invocations, " invocations per workgroup, ",
+          d.info.max_shared_memory, " bytes of shared memory)");
+  // Workgroup grids beyond the device's limit: the rows go in several dispatches.
+  const int64_t groups_x = (n + tile - 1) / tile;
+  require(groups_x <= d.limits.maxComputeWorkGroupCount[0], "vulkan gemm: n = ", n, " needs ", groups_x,
+          " workgroups across, more than the device allows");
+  const int64_t rows_per_dispatch = int64_t{d.limits.maxComputeWorkGroupCount[1]} * tile;
   const uint64_t per_step = iterations_per_step(tiling);
   const uint64_t fixed = uint64_t{thread_tile} * (2 * thread_tile + 1);
   const uint64_t budget = loop_budget(d);
@@ -88,23 +98,25 @@ void gemm_strided(Stream& stream, const Operand& a, const Operand& b, Buffer& c,
   const Buffer* buffers[] = {a.buffer, b.buffer, &c, bias ? bias : a.buffer};
   const uint32_t spec[] = {threads, tile, thread_tile, depth};
   Kernel& kernel = d.kernel("gemm", 4, 0b100, sizeof(Push));
-  const auto groups_x = static_cast<uint32_t>((n + tile - 1) / tile);
-  const auto groups_y = static_cast<uint32_t>((m + tile - 1) / tile);
-  for (int64_t k0 = 0; k0 < k; k0 += k_pass) {
-    const bool first = k0 == 0;
-    const Push push{static_cast<uint32_t>(m),
-                    static_cast<uint32_t>(n),
-                    static_cast<uint32_t>(std::min(k_pass, k - k0)),
-                    static_cast<uint32_t>(a.offset + k0 * a.k_stride),
-                    static_cast<uint32_t>(a.row_stride),
-                    static_cast<uint32_t>(a.k_stride),
-                    static_cast<uint32_t>(b.offset + k0 * b.k_stride),
-                    static_cast<uint32_t>(b.row_stride),
-                    static_cast<uint32_t>(b.k_stride),
-                    static_cast<uint32_t>(c_offset),
-                    static_cast<uint32_t>(c_row_stride),
-                    (first && bias ? 1u : 0u) | (!first || accumulate ? 2u : 0u)};
-    dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
+  for (int64_t m0 = 0; m0 < m; m0 += rows_per_dispatch) {
+    const int64_t rows = std::min(rows_per_dispatch, m - m0);
+    for (int64_t k0 = 0; k0 < k; k0 += k_pass) {
+      const bool first = k0 == 0;
+      const Push push{static_cast<uint32_t>(rows),
+                      static_cast<uint32_t>(n),
+                      static_cast<uint32_t>(std::min(k_pass, k - k0)),
+                      static_cast<uint32_t>(a.offset + m0 * a.row_stride + k0 * a.k_stride),
+                      static_cast<uint32_t>(a.row_stride),
+                      static_cast<uint32_t>(a.k_stride),
+                      static_cast<uint32_t>(b.offset + k0 * b.k_stride),
+                      static_cast<uint32_t>(b.row_stride),
+                      static_cast<uint32_t>(b.k_stride),
+                      static_cast<uint32_t>(c_offset + m0 * c_row_stride),
+                      static_cast<uint32_t>(c_row_stride),
+                      (first && bias ? 1u : 0u) | (!first || accumulate ? 2u : 0u)};
+      dispatch(stream, kernel, spec, buffers, &push, static_cast<uint32_t>(groups_x),
+               static_cast<uint32_t>((rows + tile - 1) / tile), 1);
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -39,7 +40,8 @@ constexpr int64_t kTargetWorkgroups = 128;
 StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint32_t units_per_row, int64_t batch,
                      const char* kernel) {
   constexpr uint64_t kSumsPerSequence = 4;
-  const uint32_t threads = std::bit_floor(std::min(256u, d.info.max_workgroup_invocations));
+  const uint32_t threads =
+      std::bit_floor(std::min({256u, d.info.max_workgroup_invocations, d.limits.maxComputeWorkGroupSize[0]}));
   uint32_t batch_tile = static_cast<uint32_t>(std::min<uint64_t>(8, std::bit_ceil(static_cast<uint64_t>(batch))));
   const uint32_t max_split = std::min<uint32_t>(128, threads);
   // Shared memory holds every invocation's sums, plus a word of padding per slice.
@@ -64,7 +66,7 @@ StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint3
     }
   }
   const StepShape shape{threads, threads / split * units_per_row, split, batch_tile};
-  require(threads <= d.limits.maxComputeWorkGroupSize[0] && shared_bytes() <= d.info.max_shared_memory,
+  require(shared_bytes() <= d.info.max_shared_memory,
           "vulkan LSTM: the ", kernel, " workgroup (", threads, " invocations) does not fit the device");
   // The loops of the step shaders, per invocation (see their headers).
   const uint64_t sums = kSumsPerSequence * batch_tile;
@@ -78,11 +80,51 @@ StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint3
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 
-void require_size(const Buffer* buffer, const char* name, int64_t expected, bool optional = false) {
-  if (optional && buffer == nullptr) return;
-  require(buffer != nullptr, "vulkan LSTM: ", name, " is null");
-  require(static_cast<int64_t>(buffer->size()) == expected, "vulkan LSTM: ", name, " holds ", buffer->size(),
-          " floats, expected ", expected);
+// The shaders index with 32 bits: T·B·width elements must fit (checked by
+// division, so the product cannot overflow first).
+void check_indexing(int64_t steps, int64_t batch, int64_t width) {
+  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
+  require(steps <= kMax / batch && steps * batch <= kMax / width, "vulkan LSTM: T = ", steps, ", B = ", batch,
+          " and width ", width, " exceed 32-bit indexing");
+}
+
+// The step kernel's workgroup grid within the device's limits.
+void check_grid(const Device::Impl& d, int64_t hidden, int64_t batch, const StepShape& shape) {
+  const int64_t groups_x = (hidden + shape.units - 1) / shape.units, groups_y = (batch + shape.batch - 1) / shape.batch;
+  require(groups_x <= d.limits.maxComputeWorkGroupCount[0] && groups_y <= d.limits.maxComputeWorkGroupCount[1],
+          "vulkan LSTM: H = ", hidden, ", B = ", batch, " need ", groups_x, " x ", groups_y,
+          " workgroups per step, more than the device allows");
+}
+
+// One buffer argument of a record call.
+struct BufferArg {
+  const char* name;
+  const Buffer* buffer;  // null: absent
+  int64_t size;          // floats it must hold
+  bool optional, written;
+};
+
+// Before anything is recorded: every argument present where required, of
+// the right size, on the layer's device; and no written buffer shared with
+// any other argument (backward reads x, y, h0 and c0 after writing some
+// outputs, and a step reads all of h_{t-1} while writing c_t).
+void check_buffers(const Device::Impl& device, std::initializer_list<BufferArg> args) {
+  for (const BufferArg& arg : args) {
+    if (arg.buffer == nullptr) {
+      require(arg.optional, "vulkan LSTM: ", arg.name, " is null");
+      continue;
+    }
+    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan LSTM: ", arg.name, " holds ",
+            arg.buffer->size(), " floats, expected ", arg.size);
+    require(arg.buffer->impl().device == &device, "vulkan LSTM: ", arg.name, " belongs to another device");
+  }
+  for (const BufferArg& out : args) {
+    if (!out.written || out.buffer == nullptr) continue;
+    for (const BufferArg& other : args) {
+      require(&other == &out || other.buffer != out.buffer, "vulkan LSTM: ", out.name, " and ", other.name,
+              " are the same buffer; outputs must not share a buffer with any other argument");
+    }
+  }
 }
 
 // A device buffer of at least `count` floats, kept between calls; a
@@ -173,34 +215,27 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
   require(&stream.device() == &device_, "vulkan LSTM: the stream belongs to another device");
   const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_, gates = kGates * h;
   require(steps > 0 && batch > 0, "vulkan LSTM: T and B must be > 0, got T = ", steps, ", B = ", batch);
-  require(steps * batch * std::max(gates, d) <= std::numeric_limits<uint32_t>::max(),
-          "vulkan LSTM: T * B * max(4H, D) exceeds 32-bit indexing");
-  require_size(args.x, "x", steps * batch * d);
-  require_size(args.y, "y", steps * batch * h);
-  require_size(args.h0, "h0", batch * h, true);
-  require_size(args.c0, "c0", batch * h, true);
-  require_size(args.h_n, "h_n", batch * h, true);
-  require_size(args.c_n, "c_n", batch * h, true);
-  require(args.y != args.x && args.y != args.h0 && args.y != args.c0 && args.y != args.h_n && args.y != args.c_n,
-          "vulkan LSTM: y must not share a buffer with another argument");
+  check_indexing(steps, batch, std::max(gates, d));
+  check_buffers(device_.impl(), {{"x", args.x, steps * batch * d, false, false},
+                                 {"y", args.y, steps * batch * h, false, true},
+                                 {"h0", args.h0, batch * h, true, false},
+                                 {"c0", args.c0, batch * h, true, false},
+                                 {"h_n", args.h_n, batch * h, true, true},
+                                 {"c_n", args.c_n, batch * h, true, true}});
   Device::Impl& dev = device_.impl();
   const StepShape shape = step_shape(dev, h, h, 1, batch, "forward step");
+  check_grid(dev, h, batch, shape);
 
   // Training writes the activated gates over the pre-activations, in place,
-  // and keeps every c_t; inference keeps one c.
+  // and keeps every c_t; inference keeps one c. `saved` changes only once
+  // everything is recorded.
   std::shared_ptr<Buffer> pre, cells;
   if (saved) {
-    if (!saved->gates_ || static_cast<int64_t>(saved->gates_->size()) != steps * batch * gates ||
-        static_cast<int64_t>(saved->cells_->size()) != steps * batch * h) {
-      saved->gates_ = std::make_shared<Buffer>(device_, steps * batch * gates);
-      saved->cells_ = std::make_shared<Buffer>(device_, steps * batch * h);
-    }
-    saved->steps_ = steps;
-    saved->batch_ = batch;
-    saved->input_size_ = d;
-    saved->hidden_size_ = h;
-    pre = saved->gates_;
-    cells = saved->cells_;
+    const bool reuse = saved->gates_ && saved->gates_->impl().device == &dev &&
+                       static_cast<int64_t>(saved->gates_->size()) == steps * batch * gates &&
+                       static_cast<int64_t>(saved->cells_->size()) == steps * batch * h;
+    pre = reuse ? saved->gates_ : std::make_shared<Buffer>(device_, steps * batch * gates);
+    cells = reuse ? saved->cells_ : std::make_shared<Buffer>(device_, steps * batch * h);
     detail::retain(stream, pre);
     detail::retain(stream, cells);
   } else {
@@ -240,6 +275,14 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
   }
   if (args.h_n) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
   if (args.c_n && saved) detail::copy(stream, cell_out, (steps - 1) * batch * h, *args.c_n, 0, batch * h);
+  if (saved) {
+    saved->steps_ = steps;
+    saved->batch_ = batch;
+    saved->input_size_ = d;
+    saved->hidden_size_ = h;
+    saved->gates_ = pre;
+    saved->cells_ = cells;
+  }
 }
 
 void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args, const LstmSaved& saved,
@@ -254,22 +297,25 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
           ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
   require(saved.input_size_ == d && saved.hidden_size_ == h, "saved comes from a layer with D = ", saved.input_size_,
           ", H = ", saved.hidden_size_, ", but this layer has D = ", d, ", H = ", h);
-  require_size(args.x, "x", steps * batch * d);
-  require_size(args.y, "y", steps * batch * h);
-  require_size(args.h0, "h0", batch * h, true);
-  require_size(args.c0, "c0", batch * h, true);
-  require_size(args.dy, "dy", steps * batch * h);
-  require_size(args.dh_n, "dh_n", batch * h, true);
-  require_size(args.dc_n, "dc_n", batch * h, true);
-  require_size(args.dx, "dx", steps * batch * d, true);
-  require_size(args.dh0, "dh0", batch * h, true);
-  require_size(args.dc0, "dc0", batch * h, true);
-  require_size(grads.w_ih, "grads.w_ih", gates * d);
-  require_size(grads.w_hh, "grads.w_hh", gates * h);
-  require_size(grads.b_ih, "grads.b_ih", gates);
-  require_size(grads.b_hh, "grads.b_hh", gates);
+  require(saved.gates_->impl().device == &device_.impl(), "vulkan LSTM: saved belongs to another device");
+  check_indexing(steps, batch, std::max(gates, d));
+  check_buffers(device_.impl(), {{"x", args.x, steps * batch * d, false, false},
+                                 {"y", args.y, steps * batch * h, false, false},
+                                 {"h0", args.h0, batch * h, true, false},
+                                 {"c0", args.c0, batch * h, true, false},
+                                 {"dy", args.dy, steps * batch * h, false, false},
+                                 {"dh_n", args.dh_n, batch * h, true, false},
+                                 {"dc_n", args.dc_n, batch * h, true, false},
+                                 {"dx", args.dx, steps * batch * d, true, true},
+                                 {"dh0", args.dh0, batch * h, true, true},
+                                 {"dc0", args.dc0, batch * h, true, true},
+                                 {"grads.w_ih", grads.w_ih, gates * d, false, true},
+                                 {"grads.w_hh", grads.w_hh, gates * h, false, true},
+                                 {"grads.b_ih", grads.b_ih, gates, false, true},
+                                 {"grads.b_hh", grads.b_hh, gates, false, true}});
   Device::Impl& dev = device_.impl();
   const StepShape shape = step_shape(dev, h, gates, 4, batch, "backward step");
+  check_grid(dev, h, batch, shape);
 
   const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, steps * batch * gates);
   const std::shared_ptr<Buffer> dc_scratch = args.dc0 ? nullptr : scratch(device_, stream, p.dc, batch * h);
@@ -330,7 +376,7 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
   // Both bias gradients are the gate gradients summed over steps and batch.
   // As a (1, 4H) row: the long K loop then runs in 4H / 16 workgroups.
   detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, {dgates.get(), 0, 1, gates}, *grads.b_ih, 0, gates, 1, gates,
-                       steps * batch, nullptr, false, {16, 1, 16});
+                       steps * batch, nullptr, false, {16, 2, 16});
   detail::copy(stream, *grads.b_ih, 0, *grads.b_hh, 0, gates);
 }
 

@@ -153,6 +153,7 @@ struct Device::Impl {
   VkPhysicalDeviceMemoryProperties memory{};
   VkPhysicalDeviceLimits limits{};
   float timestamp_period_ns = 1.0f;
+  uint64_t timestamp_mask = 0;  // of the valid bits: timestamps wrap around there
   VkPipelineCache pipeline_cache = VK_NULL_HANDLE;
   std::mutex kernels_mutex;
   std::map<std::string, std::unique_ptr<detail::Kernel>> kernels;

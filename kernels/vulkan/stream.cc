@@ -187,7 +187,7 @@ void Stream::submit() {
     check(vkGetQueryPoolResults(s.d->device, s.queries, 0, 2, sizeof(ticks), ticks, sizeof(uint64_t),
                                 VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
           "vkGetQueryPoolResults");
-    s.last_ms = static_cast<double>(ticks[1] - ticks[0]) * s.d->timestamp_period_ns * 1e-6;
+    s.last_ms = static_cast<double>((ticks[1] - ticks[0]) & s.d->timestamp_mask) * s.d->timestamp_period_ns * 1e-6;
   }
 }
 

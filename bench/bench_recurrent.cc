@@ -1,6 +1,7 @@
-// LSTM layer forward (inference) and forward+backward (training) at the
-// standard shapes: seqk on the CPU beside oneDNN's LSTM primitive when it is
-// built in, and seqk on every Vulkan device found.
+// Recurrent layers (LSTM, GRU, vanilla RNN with tanh) forward (inference)
+// and forward+backward (training) at the standard shapes: seqk on the CPU
+// beside oneDNN's RNN primitives when it is built in, and the LSTM on every
+// Vulkan device found.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -9,9 +10,9 @@
 
 #include "bench/bench_main.h"
 #include "bench/bench_util.h"
-#include "bench/lstm_shapes.h"
+#include "bench/recurrent_shapes.h"
 #include "bench/machine_context.h"
-#include "seqk/lstm.h"
+#include "seqk/recurrent_layer.h"
 #include "seqk/thread_pool.h"
 
 #if SEQK_HAVE_VULKAN
@@ -26,7 +27,7 @@
 #include <cstdlib>
 
 #include "bench/child_process.h"
-#include "bench/onednn_lstm.h"
+#include "bench/onednn_recurrent.h"
 #endif
 
 namespace seqk_bench {
@@ -36,34 +37,39 @@ namespace {
 // short enough that the suite with 3 repetitions stays within minutes.
 constexpr double kMinTimeSeconds = 0.5;
 
-void bench_seqk_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) {
+// The cells every CPU row is measured for (kRnnRelu costs what kRnnTanh does).
+constexpr seqk::CellKind kCells[] = {seqk::CellKind::kLstm, seqk::CellKind::kGru, seqk::CellKind::kRnnTanh};
+
+void bench_seqk(benchmark::State& state, seqk::CellKind cell, RecurrentShape shape, Pass pass) {
   const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
-  const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));  // PyTorch's LSTM initialisation
-  const std::vector<float> w_ih = uniform_random(4 * H * D, weight_bound, 1);
-  const std::vector<float> w_hh = uniform_random(4 * H * H, weight_bound, 2);
-  const std::vector<float> b_ih = uniform_random(4 * H, weight_bound, 3);
-  const std::vector<float> b_hh = uniform_random(4 * H, weight_bound, 4);
+  const int64_t G = seqk::gates_per_unit(cell);
+  const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));  // PyTorch's initialisation
+  const std::vector<float> w_ih = uniform_random(G * H * D, weight_bound, 1);
+  const std::vector<float> w_hh = uniform_random(G * H * H, weight_bound, 2);
+  const std::vector<float> b_ih = uniform_random(G * H, weight_bound, 3);
+  const std::vector<float> b_hh = uniform_random(G * H, weight_bound, 4);
   const std::vector<float> x = uniform_random(T * B * D, 1.0f, 5);
   const std::vector<float> dy = uniform_random(T * B * H, 1.0f, 6);
   std::vector<float> y(T * B * H), dx(T * B * D);
   std::vector<float> dw_ih(w_ih.size()), dw_hh(w_hh.size()), db_ih(b_ih.size()), db_hh(b_hh.size());
 
-  seqk::LstmLayer layer(D, H);
-  layer.set_parameters({{w_ih.data(), {4 * H, D}}, {w_hh.data(), {4 * H, H}}, {b_ih.data(), {4 * H}}, {b_hh.data(), {4 * H}}});
-  seqk::LstmForwardArgs forward;  // zero initial states, final states not wanted
+  seqk::RecurrentLayer layer(cell, D, H);
+  layer.set_parameters(
+      {{w_ih.data(), {G * H, D}}, {w_hh.data(), {G * H, H}}, {b_ih.data(), {G * H}}, {b_hh.data(), {G * H}}});
+  seqk::RecurrentForwardArgs forward;  // zero initial states, final states not wanted
   forward.x = {x.data(), {T, B, D}};
   forward.y = {y.data(), {T, B, H}};
-  seqk::LstmBackwardArgs backward;
+  seqk::RecurrentBackwardArgs backward;
   backward.x = forward.x;
   backward.y = forward.y;
   backward.dy = {dy.data(), {T, B, H}};
   backward.dx = {dx.data(), {T, B, D}};
-  const seqk::LstmGrads grads{{dw_ih.data(), {4 * H, D}}, {dw_hh.data(), {4 * H, H}}, {db_ih.data(), {4 * H}},
-                              {db_hh.data(), {4 * H}}};
-  seqk::LstmSaved saved;
+  const seqk::RecurrentGrads grads{{dw_ih.data(), {G * H, D}}, {dw_hh.data(), {G * H, H}}, {db_ih.data(), {G * H}},
+                                   {db_hh.data(), {G * H}}};
+  seqk::RecurrentSaved saved;
 
   auto run = [&] {
-    if (pass == LstmPass::kForward) {
+    if (pass == Pass::kForward) {
       layer.forward(forward);
     } else {
       layer.forward(forward, saved);
@@ -72,7 +78,7 @@ void bench_seqk_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) {
   };
   run();  // warm-up: sizes `saved`, first-touches the outputs
   const double seconds = time_loop(state, run);
-  report_throughput(state, lstm_flops(shape, pass), seconds, machine_peaks().gflops);
+  report_throughput(state, recurrent_flops(cell, shape, pass), seconds, machine_peaks().gflops);
 }
 
 #if SEQK_HAVE_ONEDNN
@@ -83,11 +89,11 @@ double peer_timeout_seconds() {
   return env != nullptr && std::atof(env) > 0 ? std::atof(env) : 300.0;
 }
 
-void bench_onednn_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) {
+void bench_onednn(benchmark::State& state, seqk::CellKind cell, RecurrentShape shape, Pass pass) {
   const int threads = seqk::ThreadPool::global().num_threads();  // the same cores seqk gets
   const int64_t iterations = state.max_iterations;
   const ChildTiming timing = time_in_child(
-      [&] { return onednn_lstm_iteration_seconds(shape, pass, iterations, threads); }, peer_timeout_seconds());
+      [&] { return onednn_iteration_seconds(cell, shape, pass, iterations, threads); }, peer_timeout_seconds());
   std::string error = timing.error;
   if (error.empty() && timing.seconds.size() != static_cast<size_t>(iterations)) {
     error = "returned " + std::to_string(timing.seconds.size()) + " timings for " + std::to_string(iterations) +
@@ -103,7 +109,7 @@ void bench_onednn_lstm(benchmark::State& state, LstmShape shape, LstmPass pass) 
     state.SetIterationTime(timing.seconds[i]);
     total_seconds += timing.seconds[i++];
   }
-  report_throughput(state, lstm_flops(shape, pass), total_seconds, machine_peaks().gflops);
+  report_throughput(state, recurrent_flops(cell, shape, pass), total_seconds, machine_peaks().gflops);
 }
 #endif
 
@@ -114,7 +120,7 @@ namespace vk = seqk::vk;
 // iteration records the pass on a stream and submits it. The row's time is
 // the GPU time of the submit (timestamps); "wall_ms" adds recording,
 // submission and the wait, i.e. what a caller sees per pass.
-void bench_vulkan_lstm(benchmark::State& state, int device_index, LstmShape shape, LstmPass pass) {
+void bench_vulkan_lstm(benchmark::State& state, int device_index, RecurrentShape shape, Pass pass) {
   const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
   vk::Device& device = vulkan_device(device_index);
   const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));
@@ -136,7 +142,7 @@ void bench_vulkan_lstm(benchmark::State& state, int device_index, LstmShape shap
   const bool timestamps = device.info().timestamps;
   vk::Stream stream(device, timestamps);
   auto run = [&] {
-    if (pass == LstmPass::kForward) {
+    if (pass == Pass::kForward) {
       layer.record_forward(stream, forward);
     } else {
       layer.record_forward(stream, forward, saved);
@@ -158,7 +164,7 @@ void bench_vulkan_lstm(benchmark::State& state, int device_index, LstmShape shap
     wall_seconds += wall;
   }
   const double iterations = static_cast<double>(state.iterations());
-  state.counters["GFLOP/s"] = lstm_flops(shape, pass) * iterations / gpu_seconds * 1e-9;
+  state.counters["GFLOP/s"] = recurrent_flops(seqk::CellKind::kLstm, shape, pass) * iterations / gpu_seconds * 1e-9;
   state.counters["wall_ms"] = wall_seconds / iterations * 1e3;
   state.counters["gpu_ms"] = gpu_seconds / iterations * 1e3;
   state.counters["gpu_timestamps"] = timestamps ? 1 : 0;
@@ -172,31 +178,33 @@ void register_benchmarks() {
 #if SEQK_HAVE_ONEDNN
   benchmark::AddCustomContext("onednn_version", onednn_version());
 #endif
-  for (const LstmPass pass : {LstmPass::kForward, LstmPass::kForwardBackward}) {
-    for (const LstmShape& shape : kStandardLstmShapes) {
-      benchmark::RegisterBenchmark(lstm_row_name(pass, "seqk", shape).c_str(), skipping_errors(bench_seqk_lstm), shape,
-                                   pass)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond)
-          ->MinTime(kMinTimeSeconds);
+  for (const seqk::CellKind cell : kCells) {
+    for (const Pass pass : {Pass::kForward, Pass::kForwardBackward}) {
+      for (const RecurrentShape& shape : kStandardShapes) {
+        benchmark::RegisterBenchmark(row_name(cell, pass, "seqk", shape).c_str(), skipping_errors(bench_seqk), cell,
+                                     shape, pass)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(kMinTimeSeconds);
 #if SEQK_HAVE_ONEDNN
-      // Timed in the child; the parent reports those times.
-      benchmark::RegisterBenchmark(lstm_row_name(pass, "onednn", shape).c_str(), bench_onednn_lstm, shape, pass)
-          ->UseManualTime()
-          ->Unit(benchmark::kMillisecond)
-          ->MinTime(kMinTimeSeconds);
+        // Timed in the child; the parent reports those times.
+        benchmark::RegisterBenchmark(row_name(cell, pass, "onednn", shape).c_str(), bench_onednn, cell, shape, pass)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(kMinTimeSeconds);
 #endif
+      }
     }
   }
 #if SEQK_HAVE_VULKAN
-  // A CPU device (lavapipe) is about a thousand times slower than a GPU:
-  // one iteration, one repetition there (about 2 minutes for all rows on
-  // 2 vCPUs).
+  // The LSTM only (the GRU and RNN have no Vulkan layer yet). A CPU device
+  // (lavapipe) is about a thousand times slower than a GPU: one iteration,
+  // one repetition there (about 70 s for all rows on 2 vCPUs).
   for (const vk::DeviceInfo& info : vulkan_devices()) {
-    for (const LstmPass pass : {LstmPass::kForward, LstmPass::kForwardBackward}) {
-      for (const LstmShape& shape : kStandardLstmShapes) {
+    for (const Pass pass : {Pass::kForward, Pass::kForwardBackward}) {
+      for (const RecurrentShape& shape : kStandardShapes) {
         auto* row = benchmark::RegisterBenchmark(
-            lstm_row_name(pass, "seqk-vulkan" + std::to_string(info.index), shape).c_str(),
+            row_name(seqk::CellKind::kLstm, pass, "seqk-vulkan" + std::to_string(info.index), shape).c_str(),
             skipping_errors(bench_vulkan_lstm), info.index, shape, pass);
         row->UseManualTime()->Unit(benchmark::kMillisecond);
         if (info.type == vk::DeviceType::kCpu) {
