@@ -20,18 +20,65 @@ void require_no_cell_state(const ConstView& v, const char* name, CellKind cell) 
           " layer has no cell state (only the LSTM has)");
 }
 
-void check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0, const ConstView& c0,
-                    LayerShape sizes) {
+// The steps and rows of x (padded or packed), with lengths / batch_sizes checked.
+SequenceShape sequence_shape(const ConstView& x, std::span<const int64_t> lengths,
+                             std::span<const int64_t> batch_sizes, LayerShape sizes) {
   require(x.data() != nullptr, "x is null");
+  require(lengths.empty() || batch_sizes.empty(), "give lengths (padded sequences) or batch_sizes (packed), not both");
+  SequenceShape shape;
+  if (!batch_sizes.empty()) {
+    require(x.rank() == 2, "packed x must be (N, D), got shape ", x.shape_string());
+    shape.steps = static_cast<int64_t>(batch_sizes.size());
+    shape.batch = batch_sizes[0];
+    shape.offsets.assign(1, 0);
+    for (int64_t t = 0; t < shape.steps; ++t) {
+      const int64_t size = batch_sizes[t];
+      require(size > 0, "batch_sizes[", t, "] = ", size, ": every step needs at least one sequence");
+      require(t == 0 || size <= batch_sizes[t - 1], "batch_sizes[", t, "] = ", size, " > batch_sizes[", t - 1,
+              "] = ", batch_sizes[t - 1], ": packed sequences must be sorted by length, longest first");
+      shape.offsets.push_back(shape.offsets.back() + size);
+    }
+    shape.rows = shape.offsets.back();
+    require_shape(x, "x", {shape.rows, sizes.input});
+    return shape;
+  }
   require(x.rank() == 3, "x must be (T, B, D), got shape ", x.shape_string());
-  const int64_t steps = x.dim(0), batch = x.dim(1);
-  require(steps > 0, "x has T = 0 time steps");
-  require(batch > 0, "x has batch size B = 0");
-  require_shape(x, "x", {steps, batch, sizes.input});
-  require_shape(y, "y", {steps, batch, sizes.hidden});
-  require_optional_state(h0, "h0", batch, sizes.hidden);
+  shape.steps = x.dim(0);
+  shape.batch = x.dim(1);
+  require(shape.steps > 0, "x has T = 0 time steps");
+  require(shape.batch > 0, "x has batch size B = 0");
+  require_shape(x, "x", {shape.steps, shape.batch, sizes.input});
+  if (!lengths.empty()) {
+    require(static_cast<int64_t>(lengths.size()) == shape.batch, "lengths has ", lengths.size(),
+            " entries for B = ", shape.batch, " sequences");
+    for (int64_t b = 0; b < shape.batch; ++b) {
+      require(lengths[b] >= 1 && lengths[b] <= shape.steps, "lengths[", b, "] = ", lengths[b],
+              ": a length must be between 1 and T = ", shape.steps);
+    }
+  }
+  shape.rows = shape.steps * shape.batch;
+  for (int64_t t = 0; t <= shape.steps; ++t) shape.offsets.push_back(t * shape.batch);
+  return shape;
+}
+
+// y (or dy) with x's layout and H columns.
+void require_like_x(const ConstView& v, const char* name, const SequenceShape& shape, bool packed, int64_t width) {
+  if (packed) {
+    require_shape(v, name, {shape.rows, width});
+  } else {
+    require_shape(v, name, {shape.steps, shape.batch, width});
+  }
+}
+
+SequenceShape check_sequence(const ConstView& x, const ConstView& y, const ConstView& h0, const ConstView& c0,
+                             std::span<const int64_t> lengths, std::span<const int64_t> batch_sizes,
+                             LayerShape sizes) {
+  SequenceShape shape = sequence_shape(x, lengths, batch_sizes, sizes);
+  require_like_x(y, "y", shape, !batch_sizes.empty(), sizes.hidden);
+  require_optional_state(h0, "h0", shape.batch, sizes.hidden);
   require_no_cell_state(c0, "c0", sizes.cell);
-  require_optional_state(c0, "c0", batch, sizes.hidden);
+  require_optional_state(c0, "c0", shape.batch, sizes.hidden);
+  return shape;
 }
 
 }  // namespace
@@ -48,19 +95,22 @@ void check_recurrent_params(const RecurrentParams& params, LayerShape sizes) {
   require_finite(params.b_hh, "b_hh");
 }
 
-void check_recurrent_forward(const RecurrentForwardArgs& args, LayerShape sizes) {
-  check_sequence(args.x, args.y, args.h0, args.c0, sizes);
+SequenceShape check_recurrent_forward(const RecurrentForwardArgs& args, LayerShape sizes) {
+  SequenceShape shape = check_sequence(args.x, args.y, args.h0, args.c0, args.lengths, args.batch_sizes, sizes);
   require_no_cell_state(args.c_n, "c_n", sizes.cell);
-  require_optional_state(args.h_n, "h_n", args.x.dim(1), sizes.hidden);
-  require_optional_state(args.c_n, "c_n", args.x.dim(1), sizes.hidden);
+  require_optional_state(args.h_n, "h_n", shape.batch, sizes.hidden);
+  require_optional_state(args.c_n, "c_n", shape.batch, sizes.hidden);
+  return shape;
 }
 
-void check_recurrent_backward(const RecurrentBackwardArgs& args, const RecurrentGrads& grads, LayerShape sizes,
-                              int64_t saved_steps, int64_t saved_batch, LayerShape saved_sizes) {
-  check_sequence(args.x, args.y, args.h0, args.c0, sizes);
+SequenceShape check_recurrent_backward(const RecurrentBackwardArgs& args, const RecurrentGrads& grads,
+                                       LayerShape sizes, int64_t saved_steps, int64_t saved_batch,
+                                       LayerShape saved_sizes) {
+  SequenceShape shape = check_sequence(args.x, args.y, args.h0, args.c0, args.lengths, args.batch_sizes, sizes);
   require_no_cell_state(args.dc_n, "dc_n", sizes.cell);
   require_no_cell_state(args.dc0, "dc0", sizes.cell);
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), gates = gates_per_unit(sizes.cell) * sizes.hidden;
+  const int64_t steps = shape.steps, batch = shape.batch, gates = gates_per_unit(sizes.cell) * sizes.hidden;
+  const bool packed = !args.batch_sizes.empty();
   require(saved_steps > 0, "saved is empty: run the training forward (with LstmSaved) first");
   require(saved_steps == steps && saved_batch == batch, "saved comes from a forward with T = ", saved_steps,
           ", B = ", saved_batch, ", but x has T = ", steps, ", B = ", batch);
@@ -68,16 +118,17 @@ void check_recurrent_backward(const RecurrentBackwardArgs& args, const Recurrent
           "saved comes from a ", to_string(saved_sizes.cell), " layer with D = ", saved_sizes.input, ", H = ",
           saved_sizes.hidden, ", but this is a ", to_string(sizes.cell), " layer with D = ", sizes.input, ", H = ",
           sizes.hidden);
-  require_shape(args.dy, "dy", {steps, batch, sizes.hidden});
+  require_like_x(args.dy, "dy", shape, packed, sizes.hidden);
   require_optional_state(args.dh_n, "dh_n", batch, sizes.hidden);
   require_optional_state(args.dc_n, "dc_n", batch, sizes.hidden);
-  if (!args.dx.empty()) require_shape(args.dx, "dx", {steps, batch, sizes.input});
+  if (!args.dx.empty()) require_like_x(args.dx, "dx", shape, packed, sizes.input);
   require_optional_state(args.dh0, "dh0", batch, sizes.hidden);
   require_optional_state(args.dc0, "dc0", batch, sizes.hidden);
   require_shape(grads.w_ih, "grads.w_ih", {gates, sizes.input});
   require_shape(grads.w_hh, "grads.w_hh", {gates, sizes.hidden});
   require_shape(grads.b_ih, "grads.b_ih", {gates});
   require_shape(grads.b_hh, "grads.b_hh", {gates});
+  return shape;
 }
 
 }  // namespace seqk::detail

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "seqk/recurrent_layer.h"
 
@@ -13,14 +14,23 @@ struct LayerShape {
   int64_t input, hidden;  // D, H
 };
 
+// The steps of a batch of sequences: T steps of B sequences in `rows` (N)
+// rows of x, step t in rows [offsets[t], offsets[t+1]).
+struct SequenceShape {
+  int64_t steps, batch, rows;
+  std::vector<int64_t> offsets;  // T + 1
+};
+
 // Shapes (G·H, D), (G·H, H), (G·H), (G·H), all values finite.
 void check_recurrent_params(const RecurrentParams& params, LayerShape shape);
-// x (T, B, D) with T, B > 0, y (T, B, H), optional (B, H) states; c0 and c_n
-// only for the LSTM.
-void check_recurrent_forward(const RecurrentForwardArgs& args, LayerShape shape);
+// x (T, B, D) with T, B > 0 (or packed (N, D) with batch_sizes), y likewise,
+// lengths or batch_sizes valid, optional (B, H) states; c0 and c_n only for
+// the LSTM.
+SequenceShape check_recurrent_forward(const RecurrentForwardArgs& args, LayerShape shape);
 // The sequence as for forward, `saved` (of T', B' and a layer of `saved_shape`)
 // matching it, and the shapes of every gradient.
-void check_recurrent_backward(const RecurrentBackwardArgs& args, const RecurrentGrads& grads, LayerShape shape,
-                              int64_t saved_steps, int64_t saved_batch, LayerShape saved_shape);
+SequenceShape check_recurrent_backward(const RecurrentBackwardArgs& args, const RecurrentGrads& grads,
+                                       LayerShape shape, int64_t saved_steps, int64_t saved_batch,
+                                       LayerShape saved_shape);
 
 }  // namespace seqk::detail

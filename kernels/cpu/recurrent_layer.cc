@@ -96,80 +96,111 @@ int64_t RecurrentLayer::chunk_steps(int64_t steps, int64_t batch) const {
   return std::clamp<int64_t>(workspace_limit_ / step_bytes, 1, steps);
 }
 
-void RecurrentLayer::check_forward(const RecurrentForwardArgs& args) const {
-  require(has_parameters_, to_string(cell_), " parameters are not set (call set_parameters first)");
-  detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
+namespace {
+
+// The row (of y, and of per-step saved state) holding sequence b's last step.
+int64_t last_row(const detail::SequenceShape& shape, std::span<const int64_t> lengths, int64_t b) {
+  if (!lengths.empty()) return (lengths[b] - 1) * shape.batch + b;
+  int64_t t = shape.steps - 1;  // packed: the last step sequence b still runs in
+  while (shape.offsets[t + 1] - shape.offsets[t] <= b) --t;
+  return shape.offsets[t] + b;
 }
 
+// Steps [t0, t1) as a run for the recurrence drivers.
+struct Run {
+  std::vector<int64_t> rows;  // relative to the run's first row
+  detail::StepRows layout;
+};
+Run make_run(const detail::SequenceShape& shape, std::span<const int64_t> lengths, int64_t t0, int64_t t1) {
+  Run run;
+  for (int64_t t = t0; t <= t1; ++t) run.rows.push_back(shape.offsets[t] - shape.offsets[t0]);
+  const int64_t next_batch = t1 < shape.steps ? shape.offsets[t1 + 1] - shape.offsets[t1] : 0;
+  run.layout = {run.rows.data(), next_batch, lengths.empty() ? nullptr : lengths.data(), t0};
+  return run;
+}
+
+}  // namespace
+
 void RecurrentLayer::forward(const RecurrentForwardArgs& args, ThreadPool* pool) const {
-  check_forward(args);
-  run_forward(args, nullptr, nullptr, pool);
+  require(has_parameters_, to_string(cell_), " parameters are not set (call set_parameters first)");
+  const detail::SequenceShape shape = detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
+  run_forward(args, shape, nullptr, nullptr, pool);
 }
 
 void RecurrentLayer::forward(const RecurrentForwardArgs& args, RecurrentSaved& saved, ThreadPool* pool) const {
-  check_forward(args);
+  require(has_parameters_, to_string(cell_), " parameters are not set (call set_parameters first)");
+  const detail::SequenceShape shape = detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
   saved.cell_ = cell_;
-  saved.steps_ = args.x.dim(0);
-  saved.batch_ = args.x.dim(1);
+  saved.steps_ = shape.steps;
+  saved.batch_ = shape.batch;
+  saved.rows_ = shape.rows;
   saved.input_size_ = input_size_;
   saved.hidden_size_ = hidden_size_;
-  saved.gates_.resize(static_cast<size_t>(saved.steps_ * saved.batch_ * gates() * padded_hidden_));
+  saved.gates_.resize(static_cast<size_t>(shape.rows * gates() * padded_hidden_));
   // Per step: the LSTM's c_t, the GRU's hidden side of n; nothing for the RNN.
   const bool per_step_state = cell_ == CellKind::kLstm || cell_ == CellKind::kGru;
-  saved.cells_.resize(per_step_state ? static_cast<size_t>(saved.steps_ * saved.batch_ * padded_hidden_) : 0);
-  run_forward(args, saved.gates_.data(), per_step_state ? saved.cells_.data() : nullptr, pool);
+  saved.cells_.resize(per_step_state ? static_cast<size_t>(shape.rows * padded_hidden_) : 0);
+  run_forward(args, shape, saved.gates_.data(), per_step_state ? saved.cells_.data() : nullptr, pool);
 }
 
-void RecurrentLayer::run_forward(const RecurrentForwardArgs& args, float* saved_gates, float* saved_cells,
-                                 ThreadPool* pool) const {
+void RecurrentLayer::run_forward(const RecurrentForwardArgs& args, const detail::SequenceShape& shape,
+                                 float* saved_gates, float* saved_cells, ThreadPool* pool) const {
   pool = pool ? pool : &ThreadPool::global();
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
-  const int64_t gate_cols = gates() * padded_hidden_, step_gates = batch * gate_cols;
+  const int64_t steps = shape.steps, batch = shape.batch, hidden = hidden_size_, padded = padded_hidden_;
+  const int64_t gate_cols = gates() * padded;
   const bool save = saved_gates != nullptr;
   // The input projection runs a chunk of steps ahead of the recurrence, so
   // the gates the recurrence accumulates into are still in cache, and
   // inference needs only a chunk of scratch, not (T, B, G·H).
   const int64_t chunk = chunk_steps(steps, batch);
-  AlignedVector scratch_gates(save ? 0 : static_cast<size_t>(chunk * step_gates));
+  AlignedVector scratch_gates(save ? 0 : static_cast<size_t>(chunk * batch * gate_cols));
 
   // The GRU's hidden-side scratch, and the zero state it needs where h0 is
   // absent (its hidden side is b_hh even then); the other cells skip the
   // recurrent product at a zero state.
   const bool gru = cell_ == CellKind::kGru;
-  AlignedVector hidden_gates(gru ? static_cast<size_t>(step_gates) : 0);
-  AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden_size_) : 0, 0.0f);
+  AlignedVector hidden_gates(gru ? static_cast<size_t>(batch * gate_cols) : 0);
+  AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
   const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
-  AlignedVector c0 = padded_state(args.c0, batch, hidden_size_, padded_hidden_);
+  AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
   for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
-    const int64_t n = std::min(chunk, steps - t0);
-    float* gates = save ? saved_gates + t0 * step_gates : scratch_gates.data();
-    gemm(ConstView(args.x.data() + t0 * batch * input_size_, {n * batch, input_size_}), w_ih_packed_,
-         View(gates, {n * batch, gate_cols}), {.bias = input_bias_.data()}, pool);
-    const float* h_prev = t0 == 0 ? h0 : args.y.data() + (t0 - 1) * batch * hidden_size_;
-    // LSTM: c_{t0-1}; GRU and RNN: unused.
-    const float* c_prev = !saved_cells || t0 == 0 ? c0.data() : saved_cells + (t0 - 1) * batch * padded_hidden_;
-    float* cells = saved_cells ? saved_cells + t0 * batch * padded_hidden_ : c0.data();
-    detail::run_recurrent_forward_steps({cell_, n, batch, hidden_size_, padded_hidden_, &w_hh_packed_, gates, save,
-                                         hidden_gates.data(), hidden_bias_.data(), h_prev, c_prev, cells,
-                                         args.y.data() + t0 * batch * hidden_size_, pool});
+    const int64_t t1 = std::min(steps, t0 + chunk), row0 = shape.offsets[t0], rows = shape.offsets[t1] - row0;
+    const Run run = make_run(shape, args.lengths, t0, t1);
+    float* gates = save ? saved_gates + row0 * gate_cols : scratch_gates.data();
+    gemm(ConstView(args.x.data() + row0 * input_size_, {rows, input_size_}), w_ih_packed_,
+         View(gates, {rows, gate_cols}), {.bias = input_bias_.data()}, pool);
+    const float* h_prev = t0 == 0 ? h0 : args.y.data() + shape.offsets[t0 - 1] * hidden;
+    // LSTM: c before the run; GRU and RNN: unused.
+    const float* c_prev = !saved_cells || t0 == 0 ? c0.data() : saved_cells + shape.offsets[t0 - 1] * padded;
+    float* cells = saved_cells ? saved_cells + row0 * padded : c0.data();
+    detail::run_recurrent_forward_steps({cell_, t1 - t0, batch, hidden, padded, run.layout, &w_hh_packed_, gates,
+                                         save, hidden_gates.data(), hidden_bias_.data(), h_prev, c_prev, cells,
+                                         args.y.data() + row0 * hidden, pool});
   }
 
-  if (!args.h_n.empty())
-    std::memcpy(args.h_n.data(), args.y.data() + (steps - 1) * batch * hidden_size_,
-                batch * hidden_size_ * sizeof(float));
-  if (!args.c_n.empty()) {
-    const float* last_cells = saved_cells ? saved_cells + (steps - 1) * batch * padded_hidden_ : c0.data();
-    unpad_state(last_cells, batch, hidden_size_, padded_hidden_, args.c_n.data());
+  // Each sequence's state after its own last step: y there, and c (kept in
+  // place, or saved per step).
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t last = last_row(shape, args.lengths, b);
+    if (!args.h_n.empty())
+      std::memcpy(args.h_n.data() + b * hidden, args.y.data() + last * hidden, hidden * sizeof(float));
+    if (!args.c_n.empty()) {
+      const float* c = saved_cells ? saved_cells + last * padded : c0.data() + b * padded;
+      std::memcpy(args.c_n.data() + b * hidden, c, hidden * sizeof(float));
+    }
   }
 }
 
 void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const RecurrentSaved& saved,
                               const RecurrentGrads& grads, ThreadPool* pool) const {
   require(has_parameters_, to_string(cell_), " parameters are not set (call set_parameters first)");
-  detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
-                                   saved.gates_.empty() ? 0 : saved.steps_, saved.batch_,
-                                   {saved.cell_, saved.input_size_, saved.hidden_size_});
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1), hidden = hidden_size_, input = input_size_;
+  const detail::SequenceShape shape =
+      detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
+                                       saved.gates_.empty() ? 0 : saved.steps_, saved.batch_,
+                                       {saved.cell_, saved.input_size_, saved.hidden_size_});
+  require(saved.rows_ == shape.rows, "saved comes from a forward over ", saved.rows_, " rows of x, but x has ",
+          shape.rows, " (padded and packed sequences differ)");
+  const int64_t steps = shape.steps, batch = shape.batch, hidden = hidden_size_, input = input_size_;
   const int64_t padded = padded_hidden_, gate_cols = gates() * padded;
   pool = pool ? pool : &ThreadPool::global();
   const bool gru = cell_ == CellKind::kGru;
@@ -182,54 +213,53 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   // second pair and two weight-gradient GEMMs: [dW_ih | db_ih] from
   // [x | 1] and [dW_hh | db_hh] from [h | 1]; the other cells make all of
   // them in one GEMM over [x | h | 1].
-  const int64_t chunk = chunk_steps(steps, batch), step_gates = batch * gate_cols;
+  const int64_t chunk = chunk_steps(steps, batch), chunk_rows = chunk * batch;
   AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
   const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
   AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
-  AlignedVector dh = padded_state(args.dh_n, batch, hidden, padded);
+  AlignedVector dh(static_cast<size_t>(batch * padded));
   AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
-  auto chunk_buffer = [&] { return AlignedVector(static_cast<size_t>(chunk * step_gates)); };
+  auto chunk_buffer = [&] { return AlignedVector(static_cast<size_t>(chunk_rows * gate_cols)); };
   AlignedVector dgates[2] = {chunk_buffer(), chunk_buffer()};
   AlignedVector dgates_hidden[2] = {gru ? chunk_buffer() : AlignedVector(), gru ? chunk_buffer() : AlignedVector()};
 
   // Operands of the weight-gradient GEMMs, [x (| h) | 1] and, for the GRU,
-  // [h | 1], per row (t, b); the column of ones makes them also sum the gate
+  // [h | 1], per row; the column of ones makes them also sum the gate
   // gradients, i.e. give the bias gradients.
-  auto x_row = [&](int64_t row) { return args.x.data() + row * input; };
-  auto h_row = [&](int64_t row) -> const float* {  // h_{t-1} of row (t, b)
-    if (row >= batch) return args.y.data() + (row - batch) * hidden;
-    return h0 ? h0 + row * hidden : nullptr;
-  };
   const int64_t inputs = gru ? input + 1 : input + hidden + 1;  // columns of the first operand
-  AlignedVector first_operand(static_cast<size_t>(chunk * batch * inputs), 1.0f);
-  AlignedVector second_operand(gru ? static_cast<size_t>(chunk * batch * (hidden + 1)) : 0, 1.0f);
+  AlignedVector first_operand(static_cast<size_t>(chunk_rows * inputs), 1.0f);
+  AlignedVector second_operand(gru ? static_cast<size_t>(chunk_rows * (hidden + 1)) : 0, 1.0f);
   AlignedVector dw_first(static_cast<size_t>(gate_cols * inputs));  // blocked rows: [dW_ih | (dW_hh |) db]
   AlignedVector dw_second(gru ? static_cast<size_t>(gate_cols * (hidden + 1)) : 0);  // GRU: [dW_hh | db_hh]
   auto copy_row = [](float* dst, const float* src, int64_t width) {
     if (src) std::memcpy(dst, src, width * sizeof(float));
     else std::fill(dst, dst + width, 0.0f);
   };
+  // Per-step states (LSTM c_t, GRU hidden side of n) from row `row`; the RNN has none.
+  auto cells_at = [&](int64_t row) { return saved.cells_.empty() ? nullptr : saved.cells_.data() + row * padded; };
 
   const float* dgates_after = nullptr;
   for (int64_t t1 = steps, which = 0; t1 > 0; which ^= 1) {
-    const int64_t t0 = std::max<int64_t>(0, t1 - chunk), rows = (t1 - t0) * batch;
+    const int64_t t0 = std::max<int64_t>(0, t1 - chunk), row0 = shape.offsets[t0], rows = shape.offsets[t1] - row0;
+    const Run run = make_run(shape, args.lengths, t0, t1);
     float* dg = dgates[which].data();
     float* dg_hidden = gru ? dgates_hidden[which].data() : dg;
-    // Per-step states (LSTM c_t, GRU hidden side of n); the RNN has none.
-    auto cells_at = [&](int64_t t) { return saved.cells_.empty() ? nullptr : saved.cells_.data() + t * batch * padded; };
+    const int64_t before = t0 == 0 ? 0 : shape.offsets[t0 - 1];  // row of the step before the run
     detail::run_recurrent_backward_steps(
-        {cell_, t1 - t0, batch, hidden, padded, &w_hh_t_packed_, saved.gates_.data() + t0 * step_gates, cells_at(t0),
-         t0 == 0 ? c0.data() : cells_at(t0 - 1),
-         t0 == 0 ? h0 : args.y.data() + (t0 - 1) * batch * hidden, args.y.data() + t0 * batch * hidden,
-         args.dy.data() + t0 * batch * hidden, dgates_after, dh.data(), carry.data(), dg, dg_hidden, pool});
+        {cell_, t1 - t0, batch, hidden, padded, run.layout, &w_hh_t_packed_, saved.gates_.data() + row0 * gate_cols,
+         cells_at(row0), t0 == 0 ? c0.data() : cells_at(before), t0 == 0 ? h0 : args.y.data() + before * hidden,
+         args.y.data() + row0 * hidden, args.dy.data() + row0 * hidden, dgates_after,
+         args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, pool});
 
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t row = t0 * batch + r;  // (t, b) of the whole sequence
-      copy_row(&first_operand[r * inputs], x_row(row), input);
-      if (gru) {
-        copy_row(&second_operand[r * (hidden + 1)], h_row(row), hidden);
-      } else {
-        copy_row(&first_operand[r * inputs + input], h_row(row), hidden);
+    // Row (t, b) pairs x_t with h_{t-1} of the same sequence: row b of step t - 1, or h0.
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int64_t b = 0; b < shape.offsets[t + 1] - shape.offsets[t]; ++b) {
+        const int64_t r = shape.offsets[t] + b - row0;
+        const float* h_prev = t > 0 ? args.y.data() + (shape.offsets[t - 1] + b) * hidden
+                              : h0  ? h0 + b * hidden
+                                    : nullptr;
+        copy_row(&first_operand[r * inputs], args.x.data() + (row0 + r) * input, input);
+        copy_row(gru ? &second_operand[r * (hidden + 1)] : &first_operand[r * inputs + input], h_prev, hidden);
       }
     }
     const GemmArgs accumulate{.accumulate = t1 != steps};
@@ -242,8 +272,8 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
            View(dw_second.data(), {gate_cols, hidden + 1}), accumulate, pool);
     }
     if (!args.dx.empty())
-      gemm(ConstView(dg, {rows, gate_cols}), w_ih_t_packed_, View(args.dx.data() + t0 * batch * input, {rows, input}),
-           {}, pool);
+      gemm(ConstView(dg, {rows, gate_cols}), w_ih_t_packed_, View(args.dx.data() + row0 * input, {rows, input}), {},
+           pool);
 
     dgates_after = dg_hidden;
     t1 = t0;

@@ -33,6 +33,18 @@ BlockRange BlocksOfThread(size_t blocks, int thread_index, int num_threads) {
 void LoadBlock(const float* row, size_t valid, float* HWY_RESTRICT block) {
   for (size_t j = 0; j < kUnits; ++j) block[j] = j < valid ? row[j] : 0.0f;
 }
+
+// Row b at step t of the run is past the end of its padded sequence.
+bool Masked(const detail::StepRows& layout, size_t t, size_t b) {
+  return layout.lengths && layout.first_step + static_cast<int64_t>(t) >= layout.lengths[b];
+}
+
+// Step t is the last one of row b's sequence.
+bool LastStep(const detail::StepRows& layout, size_t steps, size_t t, size_t b) {
+  if (layout.lengths) return layout.first_step + static_cast<int64_t>(t) + 1 == layout.lengths[b];
+  const int64_t next = t + 1 < steps ? layout.batch(static_cast<int64_t>(t) + 1) : layout.next_batch;
+  return static_cast<int64_t>(b) >= next;
+}
 }  // namespace
 
 template <CellKind kCell>
@@ -46,29 +58,38 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
     HWY_ALIGN float h_block[kUnits];
     HWY_ALIGN float h_prev_block[kUnits];
     for (size_t t = 0; t < static_cast<size_t>(s.steps); ++t) {
-      float* gates = s.gates + t * batch * gate_cols;
-      const float* h_prev = t == 0 ? s.h_before : s.y + (t - 1) * batch * hidden;
-      float* y = s.y + t * batch * hidden;
+      const size_t rows = s.layout.rows[t], step_batch = s.layout.batch(t);
+      float* gates = s.gates + rows * gate_cols;
+      // The previous step's rows start with this step's sequences.
+      const float* h_prev = t == 0 ? s.h_before : s.y + s.layout.rows[t - 1] * hidden;
+      float* y = s.y + rows * hidden;
+      // LSTM: c by row; with save one set per step, else one set updated in place.
+      const float* c_prev = t == 0 ? s.c_before : s.save ? s.cells + s.layout.rows[t - 1] * padded : s.cells;
+      float* c_next = s.save ? s.cells + rows * padded : s.cells;
       for (size_t u = mine.begin; u < mine.end; ++u) {
         // The GRU keeps the hidden side apart: r multiplies its n part.
         if constexpr (kCell == CellKind::kGru) {
-          GemmPanels({h_prev, hidden, 1, batch, s.w_hh, kGates * u, kGates * (u + 1), s.hidden_gates, gate_cols,
+          GemmPanels({h_prev, hidden, 1, step_batch, s.w_hh, kGates * u, kGates * (u + 1), s.hidden_gates, gate_cols,
                       s.hidden_bias, /*accumulate=*/false, /*specialized=*/true});
         } else if (h_prev) {
-          GemmPanels({h_prev, hidden, 1, batch, s.w_hh, kGates * u, kGates * (u + 1), gates, gate_cols, nullptr,
+          GemmPanels({h_prev, hidden, 1, step_batch, s.w_hh, kGates * u, kGates * (u + 1), gates, gate_cols, nullptr,
                       /*accumulate=*/true, /*specialized=*/true});
         }
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
-        for (size_t b = 0; b < batch; ++b) {
+        for (size_t b = 0; b < step_batch; ++b) {
           float* block_gates = gates + b * gate_cols + u * kGates * kUnits;
           const size_t unit = b * padded + u * kUnits;
+          if (Masked(s.layout, t, b)) {
+            // Past the sequence's end: no output, the state stays as it was.
+            if (kCell == CellKind::kLstm && c_next != c_prev) std::memcpy(c_next + unit, c_prev + unit, kUnits * sizeof(float));
+            std::memset(y + b * hidden + u * kUnits, 0, valid * sizeof(float));
+            continue;
+          }
           if constexpr (kCell == CellKind::kLstm) {
-            const float* c_prev = t == 0 ? s.c_before : s.save ? s.cells + (t - 1) * batch * padded : s.cells;
-            float* c_next = s.save ? s.cells + t * batch * padded : s.cells;
             LstmCellForward(block_gates, s.save, c_prev + unit, c_next + unit, h_block);
           } else if constexpr (kCell == CellKind::kGru) {
             LoadBlock(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
-            float* hn_saved = s.save ? s.cells + t * batch * padded + unit : nullptr;
+            float* hn_saved = s.save ? s.cells + rows * padded + unit : nullptr;
             GruCellForward(block_gates, s.hidden_gates + b * gate_cols + u * kGates * kUnits, s.save, h_prev_block,
                            hn_saved, h_block);
           } else {
@@ -92,36 +113,51 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
     const BlockRange mine = BlocksOfThread(blocks, thread_index, num_threads);
     HWY_ALIGN float dh_block[kUnits];
     HWY_ALIGN float h_prev_block[kUnits];
-    for (size_t t = static_cast<size_t>(s.steps); t-- > 0;) {
-      const float* gates = s.gates + t * batch * gate_cols;
-      float* dgates = s.dgates + t * batch * gate_cols;
-      float* dgates_hidden = s.dgates_hidden + t * batch * gate_cols;
-      const float* dy = s.dy + t * batch * hidden;
+    const size_t steps = static_cast<size_t>(s.steps);
+    for (size_t t = steps; t-- > 0;) {
+      const size_t rows = s.layout.rows[t], step_batch = s.layout.batch(t);
+      const float* gates = s.gates + rows * gate_cols;
+      float* dgates = s.dgates + rows * gate_cols;
+      float* dgates_hidden = s.dgates_hidden + rows * gate_cols;
+      const float* dy = s.dy + rows * hidden;
       // The recurrent part of dL/dh_t for this thread's units, in one GEMM so
-      // the tiles span several panels; at the end of the sequence s.dh
-      // already holds dL/dh_T.
-      const float* dgates_after =
-          t + 1 < static_cast<size_t>(s.steps) ? dgates_hidden + batch * gate_cols : s.dgates_after;
-      if (dgates_after && mine.begin < mine.end) {
-        GemmPanels({dgates_after, gate_cols, 1, batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
+      // the tiles span several panels. Only the sequences that run on at
+      // t + 1 (a prefix of this step's) get one.
+      const bool more = t + 1 < steps;
+      const float* dgates_after = more ? s.dgates_hidden + s.layout.rows[t + 1] * gate_cols : s.dgates_after;
+      const size_t after_batch = more ? s.layout.batch(t + 1) : s.layout.next_batch;
+      if (dgates_after && after_batch > 0 && mine.begin < mine.end) {
+        GemmPanels({dgates_after, gate_cols, 1, after_batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
                     /*accumulate=*/false, /*specialized=*/true});
       }
+      const float* c_prev = t == 0 ? s.c_before : s.cells ? s.cells + s.layout.rows[t - 1] * padded : nullptr;
+      const float* h_prev = t == 0 ? s.h_before : s.y + s.layout.rows[t - 1] * hidden;
       for (size_t u = mine.begin; u < mine.end; ++u) {
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
-        for (size_t b = 0; b < batch; ++b) {
+        for (size_t b = 0; b < step_batch; ++b) {
           const size_t unit = b * padded + u * kUnits, gate = b * gate_cols + u * kGates * kUnits;
-          const float* dh_rec = s.dh + unit;
+          if (Masked(s.layout, t, b)) {
+            // Past the sequence's end nothing flowed forward; the carried
+            // gradients pass through to its last step untouched.
+            std::memset(dgates + gate, 0, kGates * kUnits * sizeof(float));
+            if (kCell == CellKind::kGru) std::memset(dgates_hidden + gate, 0, kGates * kUnits * sizeof(float));
+            continue;
+          }
           const float* dy_b = dy + b * hidden + u * kUnits;
-          for (size_t j = 0; j < kUnits; ++j) dh_block[j] = j < valid ? dy_b[j] + dh_rec[j] : 0.0f;
+          const bool recurrent = dgates_after && b < after_batch;
+          const float* dh_last =
+              s.dh_last && LastStep(s.layout, steps, t, b) ? s.dh_last + b * hidden + u * kUnits : nullptr;
+          for (size_t j = 0; j < kUnits; ++j) {
+            dh_block[j] = j < valid ? dy_b[j] + (recurrent ? s.dh[unit + j] : 0.0f) + (dh_last ? dh_last[j] : 0.0f)
+                                    : 0.0f;
+          }
           if constexpr (kCell == CellKind::kLstm) {
-            const float* c_prev = t == 0 ? s.c_before : s.cells + (t - 1) * batch * padded;
-            LstmCellBackward(gates + gate, c_prev + unit, s.cells + t * batch * padded + unit, dh_block,
-                             s.carry + unit, dgates + gate);
+            LstmCellBackward(gates + gate, c_prev + unit, s.cells + rows * padded + unit, dh_block, s.carry + unit,
+                             dgates + gate);
           } else if constexpr (kCell == CellKind::kGru) {
             for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
-            const float* h_prev = t == 0 ? s.h_before : s.y + (t - 1) * batch * hidden;
             LoadBlock(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
-            GruCellBackward(gates + gate, s.cells + t * batch * padded + unit, h_prev_block, dh_block, dgates + gate,
+            GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_block, dh_block, dgates + gate,
                             dgates_hidden + gate, s.carry + unit);
           } else {
             RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + gate);

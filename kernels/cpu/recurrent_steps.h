@@ -17,12 +17,32 @@
 
 namespace seqk::detail {
 
+// Where the rows of each step are, for steps [0, steps) of a run; the
+// same for forward and backward. Step t is rows [rows[t], rows[t+1]) of the
+// run's buffers, one per sequence still running, sequences in the same order
+// every step: a step's batch is a prefix of the one before (all of it for
+// the regular (T, B) layout, a shrinking prefix for packed sequences).
+struct StepRows {
+  const int64_t* rows;  // steps + 1 offsets, rows[0] = 0
+  // The batch of the step after the run (0 at the end of the sequences): a
+  // row b of the last step whose sequence stops there has b >= next_batch.
+  int64_t next_batch;
+  // Padded sequences with a mask: length of each row's sequence (null: all
+  // rows run every step), and the absolute index of the run's first step.
+  // Steps at or past a row's length are masked: y = 0, states kept.
+  const int64_t* lengths;
+  int64_t first_step;
+
+  int64_t batch(int64_t t) const { return rows[t + 1] - rows[t]; }
+};
+
 // A run of consecutive time steps (a chunk of the sequence or all of it).
 struct RecurrentForwardSteps {
   CellKind cell;
   int64_t steps, batch, hidden, padded_hidden;
+  StepRows layout;
   const PackedMatrix* w_hh;  // (G·Hp, H), blocked rows
-  // (steps, B, G·Hp): the input projection on entry, plus both biases except
+  // (rows, G·Hp): the input projection on entry, plus both biases except
   // for the GRU (b_ih only); with save the activated gates on return.
   float* gates;
   bool save;
@@ -33,10 +53,10 @@ struct RecurrentForwardSteps {
   const float* h_before;
   // LSTM: (B, Hp) c before the first step, padded with zeros; else unused.
   const float* c_before;
-  // LSTM: with save (steps, B, Hp) c_t, else (B, Hp) c_t in place (may equal
-  // c_before). GRU with save: (steps, B, Hp) the hidden side of n. RNN: unused.
+  // LSTM: with save (rows, Hp) c_t, else (B, Hp) c_t in place (may equal
+  // c_before). GRU with save: (rows, Hp) the hidden side of n. RNN: unused.
   float* cells;
-  float* y;  // (steps, B, H)
+  float* y;  // (rows, H)
   ThreadPool* pool;
 };
 
@@ -44,25 +64,27 @@ struct RecurrentForwardSteps {
 struct RecurrentBackwardSteps {
   CellKind cell;
   int64_t steps, batch, hidden, padded_hidden;
+  StepRows layout;
   const PackedMatrix* w_hh_t;  // (H, G·Hp): W_hh transposed, blocked columns
-  const float* gates;          // (steps, B, G·Hp) activated, from the training forward
-  const float* cells;          // (steps, B, Hp) as RecurrentForwardSteps::cells with save
+  const float* gates;          // (rows, G·Hp) activated, from the training forward
+  const float* cells;          // (rows, Hp) as RecurrentForwardSteps::cells with save
   const float* c_before;       // LSTM: (B, Hp) c before the first step
   const float* h_before;       // GRU: (B, H) h before the first step (not null)
-  const float* y;              // GRU: (steps, B, H) the outputs of these steps
-  const float* dy;             // (steps, B, H)
-  // (B, G·Hp): the hidden-side gate gradients of the step after the last
-  // one, or null when the last step is the end of the sequence.
+  const float* y;              // GRU: (rows, H) the outputs of these steps
+  const float* dy;             // (rows, H)
+  // (next_batch, G·Hp): the hidden-side gate gradients of the step after the
+  // run, or null at the end of the sequences.
   const float* dgates_after;
-  // (B, Hp): scratch for the recurrent part of dL/dh_t; on entry, when
-  // dgates_after is null, dL/dh of the last step from outside the sequence.
-  float* dh;
+  // (B, H): dL/dh of each sequence's last state from outside (h_n), added at
+  // the step where the sequence ends; null: zero.
+  const float* dh_last;
+  float* dh;  // (B, Hp): scratch for the recurrent part of dL/dh_t
   // (B, Hp), carried from step to step: LSTM dL/dc (on entry that of the
   // last step, on return that before the first); GRU the part of dL/dh_{t-1}
   // that skips the weights, dh_t·z_t (zero on entry at the sequence's end).
   float* carry;
-  float* dgates;         // (steps, B, G·Hp): dL/d(input-side pre-activations)
-  float* dgates_hidden;  // GRU: (steps, B, G·Hp) the hidden side; else equal to dgates
+  float* dgates;         // (rows, G·Hp): dL/d(input-side pre-activations); 0 where masked
+  float* dgates_hidden;  // GRU: (rows, G·Hp) the hidden side; else equal to dgates
   ThreadPool* pool;
 };
 

@@ -386,6 +386,8 @@ void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved) { forward
 
 void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved) {
   require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+  require(args.lengths.empty() && args.batch_sizes.empty(),
+          "vulkan LSTM: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so far");
   seqk::detail::check_recurrent_forward(args, {CellKind::kLstm, input_size_, hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   auto x = upload(device_, args.x), h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
@@ -401,6 +403,8 @@ void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved)
 
 void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads) {
   require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+  require(args.lengths.empty() && args.batch_sizes.empty(),
+          "vulkan LSTM: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so far");
   seqk::detail::check_recurrent_backward(args, grads, {CellKind::kLstm, input_size_, hidden_size_},
                                          saved.gates_ ? saved.steps_ : 0, saved.batch_,
                                          {CellKind::kLstm, saved.input_size_, saved.hidden_size_});

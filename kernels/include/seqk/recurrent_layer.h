@@ -8,13 +8,27 @@
 // cuDNN do (the GRU needs both apart: b_hn sits inside r ⊙ (...)).
 //
 // Shapes: x (T, B, D) time-major, y (T, B, H); states (B, H); the cell state
-// c only for the LSTM. All views must be contiguous. Internally the weights
+// c only for the LSTM. All views must be contiguous.
+//
+// Sequences of different lengths, two ways (seqk/sequence_batch.h converts
+// between them and groups sequences into batches):
+//  - padded, with `lengths` (B): x (T, B, D) as above; the steps past a
+//    sequence's length are skipped: y is 0 there, its states stop changing,
+//    and h_n / c_n are those after its last step. The work is still done for
+//    every step (what the padding costs is the point of measuring it);
+//  - packed, with `batch_sizes` (T), like PyTorch's PackedSequence: the
+//    sequences sorted by length, longest first, x (N, D) holding step 0 of
+//    all B of them, then step 1 of the batch_sizes[1] still running, and so
+//    on (N = Σ batch_sizes); y (N, H) likewise. Each step computes only the
+//    sequences still running.
+// Either gives each sequence exactly what running it alone gives. Internally the weights
 // are repacked with the G gates of each block of 16 hidden units side by
 // side, so one thread computes a block's recurrent product and finishes its
 // cell update while the data is in cache; a time step costs one barrier.
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "seqk/aligned.h"
 #include "seqk/gemm.h"
@@ -23,6 +37,10 @@
 #include "seqk/thread_pool.h"
 
 namespace seqk {
+
+namespace detail {
+struct SequenceShape;
+}  // namespace detail
 
 struct RecurrentParams {
   ConstView w_ih;  // (G·H, D)
@@ -37,18 +55,21 @@ struct RecurrentGrads {
 };
 
 struct RecurrentForwardArgs {
-  ConstView x;       // (T, B, D)
-  View y;            // (T, B, H): h_1 .. h_T
+  ConstView x;       // (T, B, D), or packed (N, D)
+  View y;            // (T, B, H): h_1 .. h_T, or packed (N, H)
   ConstView h0, c0;  // (B, H) each; empty means zeros; c0 only for the LSTM
   View h_n, c_n;     // (B, H) each; empty means not wanted; c_n only for the LSTM
+  std::span<const int64_t> lengths;      // padded: each sequence's length, 1..T (empty: all T)
+  std::span<const int64_t> batch_sizes;  // packed: sequences running at each step (empty: x is (T, B, D))
 };
 
 struct RecurrentBackwardArgs {
   ConstView x, y, h0, c0;  // exactly as given to / produced by forward
-  ConstView dy;            // (T, B, H): dL/dy
+  ConstView dy;            // like y: dL/dy (ignored where y is padding)
   ConstView dh_n, dc_n;    // (B, H) each; empty means zero; dc_n only for the LSTM
-  View dx;                 // (T, B, D); empty means not wanted
+  View dx;                 // like x; empty means not wanted (0 where x is padding)
   View dh0, dc0;           // (B, H) each; empty means not wanted; dc0 only for the LSTM
+  std::span<const int64_t> lengths, batch_sizes;  // exactly as given to forward
 };
 
 // What a training forward keeps for backward: the activated gates (T, B, G·H
@@ -63,7 +84,7 @@ class RecurrentSaved {
  private:
   friend class RecurrentLayer;
   CellKind cell_ = CellKind::kLstm;
-  int64_t steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
+  int64_t steps_ = 0, batch_ = 0, rows_ = 0, input_size_ = 0, hidden_size_ = 0;
   AlignedVector gates_, cells_;
 };
 
@@ -96,8 +117,8 @@ class RecurrentLayer {
                 ThreadPool* pool = nullptr) const;
 
  private:
-  void check_forward(const RecurrentForwardArgs& args) const;
-  void run_forward(const RecurrentForwardArgs& args, float* saved_gates, float* saved_cells, ThreadPool* pool) const;
+  void run_forward(const RecurrentForwardArgs& args, const detail::SequenceShape& shape, float* saved_gates,
+                   float* saved_cells, ThreadPool* pool) const;
   int64_t chunk_steps(int64_t steps, int64_t batch) const;
   int64_t gates() const { return gates_per_unit(cell_); }
 
