@@ -20,7 +20,8 @@ void require_no_cell_state(const ConstView& v, const char* name, CellKind cell) 
           " layer has no cell state (only the LSTM has)");
 }
 
-// The steps and rows of x (padded or packed), with lengths / batch_sizes checked.
+}  // namespace
+
 SequenceShape sequence_shape(const ConstView& x, std::span<const int64_t> lengths,
                              std::span<const int64_t> batch_sizes, LayerShape sizes) {
   require(x.data() != nullptr, "x is null");
@@ -60,6 +61,8 @@ SequenceShape sequence_shape(const ConstView& x, std::span<const int64_t> length
   for (int64_t t = 0; t <= shape.steps; ++t) shape.offsets.push_back(t * shape.batch);
   return shape;
 }
+
+namespace {
 
 // y (or dy) with x's layout and H columns.
 void require_like_x(const ConstView& v, const char* name, const SequenceShape& shape, bool packed, int64_t width) {

@@ -21,6 +21,11 @@ struct SequenceShape {
   std::vector<int64_t> offsets;  // T + 1
 };
 
+// The steps and rows of x (T, B, D), or packed (N, D) with batch_sizes, with
+// lengths / batch_sizes checked.
+SequenceShape sequence_shape(const ConstView& x, std::span<const int64_t> lengths,
+                             std::span<const int64_t> batch_sizes, LayerShape shape);
+
 // Shapes (G·H, D), (G·H, H), (G·H), (G·H), all values finite.
 void check_recurrent_params(const RecurrentParams& params, LayerShape shape);
 // x (T, B, D) with T, B > 0 (or packed (N, D) with batch_sizes), y likewise,

@@ -1,0 +1,246 @@
+// RecurrentStack: layers composed over one sequence layout. The reverse
+// direction runs an ordinary layer over each sequence with its steps
+// reversed within its own length, so its first step is the sequence's true
+// end; reversing is a permutation of rows, its own inverse.
+#include "seqk/recurrent_stack.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/recurrent_args.h"
+
+namespace seqk {
+
+struct RecurrentStack::Layout {
+  detail::SequenceShape shape;
+  bool packed;
+  std::span<const int64_t> lengths, batch_sizes;
+  std::vector<int64_t> reversed;  // row -> the row of the same sequence's mirrored step
+
+  // A (rows, width) buffer viewed in the user's layout.
+  ConstView view(const float* data, int64_t width) const {
+    return packed ? ConstView(data, {shape.rows, width}) : ConstView(data, {shape.steps, shape.batch, width});
+  }
+  View view(float* data, int64_t width) const {
+    return packed ? View(data, {shape.rows, width}) : View(data, {shape.steps, shape.batch, width});
+  }
+  // out[r] = in[reversed[r]], rows of `width`.
+  void reverse(const float* in, float* out, int64_t width) const {
+    for (int64_t r = 0; r < shape.rows; ++r)
+      std::memcpy(out + r * width, in + reversed[r] * width, width * sizeof(float));
+  }
+};
+
+namespace {
+
+// Row b of (L·dirs, B, H) state `index`, or empty.
+ConstView state_slice(const ConstView& states, int64_t index, int64_t batch, int64_t hidden) {
+  return states.empty() ? ConstView() : ConstView(states.data() + index * batch * hidden, {batch, hidden});
+}
+View state_slice(const View& states, int64_t index, int64_t batch, int64_t hidden) {
+  return states.empty() ? View() : View(states.data() + index * batch * hidden, {batch, hidden});
+}
+
+// Copies columns [column, column + width) of (rows, stride) `from` into (rows, width) `to`, or back.
+void copy_columns(const float* from, int64_t from_stride, float* to, int64_t to_stride, int64_t rows, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(to + r * to_stride, from + r * from_stride, width * sizeof(float));
+}
+
+}  // namespace
+
+RecurrentStack::RecurrentStack(CellKind cell, int64_t input_size, int64_t hidden_size, int64_t num_layers,
+                               bool bidirectional)
+    : cell_(cell),
+      input_size_(input_size),
+      hidden_size_(hidden_size),
+      num_layers_(num_layers),
+      directions_(bidirectional ? 2 : 1) {
+  require(num_layers >= 1, "num_layers must be >= 1, got ", num_layers);
+  for (int64_t l = 0; l < num_layers; ++l)
+    for (int64_t dir = 0; dir < directions_; ++dir) layers_.emplace_back(cell, layer_input_size(l), hidden_size);
+}
+
+int64_t RecurrentStack::layer_input_size(int64_t layer) const {
+  return layer == 0 ? input_size_ : directions_ * hidden_size_;
+}
+
+int64_t RecurrentStack::parameter_count() const {
+  int64_t count = 0;
+  for (const RecurrentLayer& layer : layers_) count += layer.parameter_count();
+  return count;
+}
+
+void RecurrentStack::set_parameters(std::span<const RecurrentParams> params) {
+  require(static_cast<int64_t>(params.size()) == num_layers_ * directions_, "a stack of ", num_layers_,
+          " layers and ", directions_, " direction(s) takes ", num_layers_ * directions_, " parameter sets, got ",
+          params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) layers_[i].set_parameters(params[i]);
+}
+
+RecurrentStack::Layout RecurrentStack::layout(const ConstView& x, std::span<const int64_t> lengths,
+                                              std::span<const int64_t> batch_sizes) const {
+  Layout layout{detail::sequence_shape(x, lengths, batch_sizes, {cell_, input_size_, hidden_size_}),
+                !batch_sizes.empty(), lengths, batch_sizes, {}};
+  const detail::SequenceShape& s = layout.shape;
+  layout.reversed.resize(static_cast<std::size_t>(s.rows));
+  for (int64_t t = 0; t < s.steps; ++t) {
+    for (int64_t b = 0; b < s.offsets[t + 1] - s.offsets[t]; ++b) {
+      int64_t length = s.steps;  // steps sequence b runs for
+      if (!lengths.empty()) length = lengths[b];
+      if (layout.packed) {
+        length = 0;
+        while (length < s.steps && s.offsets[length + 1] - s.offsets[length] > b) ++length;
+      }
+      // Padding past a padded sequence's end stays where it is.
+      layout.reversed[s.offsets[t] + b] = t < length ? s.offsets[length - 1 - t] + b : s.offsets[t] + b;
+    }
+  }
+  return layout;
+}
+
+void RecurrentStack::forward(const RecurrentForwardArgs& args, ThreadPool* pool) const {
+  run_forward(args, nullptr, pool);
+}
+
+void RecurrentStack::forward(const RecurrentForwardArgs& args, RecurrentStackSaved& saved, ThreadPool* pool) const {
+  run_forward(args, &saved, pool);
+}
+
+void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStackSaved* saved,
+                                 ThreadPool* pool) const {
+  const Layout lay = layout(args.x, args.lengths, args.batch_sizes);
+  const int64_t rows = lay.shape.rows, batch = lay.shape.batch, H = hidden_size_, dirs = directions_;
+  const int64_t states = num_layers_ * dirs, out_width = dirs * H;
+  if (lay.packed) {
+    require_shape(args.y, "y", {rows, out_width});
+  } else {
+    require_shape(args.y, "y", {lay.shape.steps, batch, out_width});
+  }
+  for (const auto& [view, name] : {std::pair{args.h0, "h0"}, {args.c0, "c0"}})
+    if (!view.empty()) require_shape(view, name, {states, batch, H});
+  for (const auto& [view, name] : {std::pair{args.h_n, "h_n"}, {args.c_n, "c_n"}})
+    if (!view.empty()) require_shape(view, name, {states, batch, H});
+
+  if (saved) {
+    saved->layers.assign(static_cast<std::size_t>(states), RecurrentSaved());
+    saved->inputs.assign(static_cast<std::size_t>(states), AlignedVector());
+    saved->outputs.assign(static_cast<std::size_t>(states), AlignedVector());
+    saved->rows = rows;
+  }
+  AlignedVector input, output(static_cast<std::size_t>(rows * out_width));
+  AlignedVector reversed_input, direction_output(static_cast<std::size_t>(rows * H)), reversed_output;
+  for (int64_t l = 0; l < num_layers_; ++l) {
+    const int64_t width = layer_input_size(l);
+    const float* in = l == 0 ? args.x.data() : input.data();
+    for (int64_t dir = 0; dir < dirs; ++dir) {
+      const int64_t index = l * dirs + dir;
+      const float* dir_in = in;
+      if (dir == 1) {
+        reversed_input.resize(static_cast<std::size_t>(rows * width));
+        lay.reverse(in, reversed_input.data(), width);
+        dir_in = reversed_input.data();
+      }
+      const RecurrentForwardArgs layer_args{lay.view(dir_in, width),
+                                            lay.view(direction_output.data(), H),
+                                            state_slice(args.h0, index, batch, H),
+                                            state_slice(args.c0, index, batch, H),
+                                            state_slice(args.h_n, index, batch, H),
+                                            state_slice(args.c_n, index, batch, H),
+                                            args.lengths,
+                                            args.batch_sizes};
+      if (saved) {
+        layers_[index].forward(layer_args, saved->layers[index], pool);
+        // x itself needs no copy: backward is given it again.
+        if (l > 0 || dir == 1) saved->inputs[index].assign(dir_in, dir_in + rows * width);
+        saved->outputs[index].assign(direction_output.begin(), direction_output.end());
+      } else {
+        layers_[index].forward(layer_args, pool);
+      }
+      const float* dir_out = direction_output.data();
+      if (dir == 1) {
+        reversed_output.resize(static_cast<std::size_t>(rows * H));
+        lay.reverse(direction_output.data(), reversed_output.data(), H);
+        dir_out = reversed_output.data();
+      }
+      copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H);
+    }
+    input.swap(output);
+    output.resize(static_cast<std::size_t>(rows * out_width));
+  }
+  std::memcpy(args.y.data(), input.data(), rows * out_width * sizeof(float));
+}
+
+void RecurrentStack::backward(const RecurrentBackwardArgs& args, const RecurrentStackSaved& saved,
+                              std::span<const RecurrentGrads> grads, ThreadPool* pool) const {
+  const Layout lay = layout(args.x, args.lengths, args.batch_sizes);
+  const int64_t rows = lay.shape.rows, batch = lay.shape.batch, H = hidden_size_, dirs = directions_;
+  const int64_t states = num_layers_ * dirs, out_width = dirs * H;
+  require(saved.rows == rows && static_cast<int64_t>(saved.layers.size()) == states,
+          "saved comes from another forward (run the training forward of this stack on this x first)");
+  require(static_cast<int64_t>(grads.size()) == states, "backward of a stack of ", num_layers_, " layers and ", dirs,
+          " direction(s) takes ", states, " gradient sets, got ", grads.size());
+  if (lay.packed) {
+    require_shape(args.dy, "dy", {rows, out_width});
+  } else {
+    require_shape(args.dy, "dy", {lay.shape.steps, batch, out_width});
+  }
+  for (const auto& [view, name] : {std::pair{args.dh_n, "dh_n"}, {args.dc_n, "dc_n"}, {args.h0, "h0"},
+                                   {args.c0, "c0"}})
+    if (!view.empty()) require_shape(view, name, {states, batch, H});
+  for (const auto& [view, name] : {std::pair{args.dh0, "dh0"}, {args.dc0, "dc0"}})
+    if (!view.empty()) require_shape(view, name, {states, batch, H});
+  if (!args.dx.empty()) {
+    if (lay.packed) {
+      require_shape(args.dx, "dx", {rows, input_size_});
+    } else {
+      require_shape(args.dx, "dx", {lay.shape.steps, batch, input_size_});
+    }
+  }
+
+  // From the top layer down: each direction's share of dL/d(output), in its
+  // own time order, then its dL/d(input) added into the layer below's.
+  AlignedVector d_output(args.dy.data(), args.dy.data() + rows * out_width), d_input;
+  AlignedVector dy_dir(static_cast<std::size_t>(rows * H)), reversed_dy, dx_dir, reversed_dx;
+  for (int64_t l = num_layers_ - 1; l >= 0; --l) {
+    const int64_t width = layer_input_size(l);
+    const bool want_dx = l > 0 || !args.dx.empty();
+    d_input.assign(want_dx ? static_cast<std::size_t>(rows * width) : 0, 0.0f);
+    dx_dir.resize(want_dx ? static_cast<std::size_t>(rows * width) : 0);
+    for (int64_t dir = 0; dir < dirs; ++dir) {
+      const int64_t index = l * dirs + dir;
+      copy_columns(d_output.data() + dir * H, out_width, dy_dir.data(), H, rows, H);
+      const float* dy = dy_dir.data();
+      if (dir == 1) {
+        reversed_dy.resize(static_cast<std::size_t>(rows * H));
+        lay.reverse(dy_dir.data(), reversed_dy.data(), H);
+        dy = reversed_dy.data();
+      }
+      const float* in = saved.inputs[index].empty() ? args.x.data() : saved.inputs[index].data();
+      const RecurrentBackwardArgs layer_args{lay.view(in, width),
+                                             lay.view(saved.outputs[index].data(), H),
+                                             state_slice(args.h0, index, batch, H),
+                                             state_slice(args.c0, index, batch, H),
+                                             lay.view(dy, H),
+                                             state_slice(args.dh_n, index, batch, H),
+                                             state_slice(args.dc_n, index, batch, H),
+                                             want_dx ? lay.view(dx_dir.data(), width) : View(),
+                                             state_slice(args.dh0, index, batch, H),
+                                             state_slice(args.dc0, index, batch, H),
+                                             args.lengths,
+                                             args.batch_sizes};
+      layers_[index].backward(layer_args, saved.layers[index], grads[index], pool);
+      if (!want_dx) continue;
+      const float* dx = dx_dir.data();
+      if (dir == 1) {
+        reversed_dx.resize(static_cast<std::size_t>(rows * width));
+        lay.reverse(dx_dir.data(), reversed_dx.data(), width);
+        dx = reversed_dx.data();
+      }
+      for (int64_t i = 0; i < rows * width; ++i) d_input[i] += dx[i];
+    }
+    d_output.swap(d_input);
+  }
+  if (!args.dx.empty()) std::memcpy(args.dx.data(), d_output.data(), rows * input_size_ * sizeof(float));
+}
+
+}  // namespace seqk
