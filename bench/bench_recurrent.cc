@@ -4,7 +4,11 @@
 // Vulkan device found.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,8 @@
 #include "bench/recurrent_shapes.h"
 #include "bench/machine_context.h"
 #include "seqk/recurrent_layer.h"
+#include "seqk/recurrent_stack.h"
+#include "seqk/sequence_batch.h"
 #include "seqk/thread_pool.h"
 
 #if SEQK_HAVE_VULKAN
@@ -81,6 +87,152 @@ void bench_seqk(benchmark::State& state, seqk::CellKind cell, RecurrentShape sha
   report_throughput(state, recurrent_flops(cell, shape, pass), seconds, machine_peaks().gflops);
 }
 
+// Parameters for every (layer, direction) of a stack, PyTorch-initialised.
+struct StackParameters {
+  std::vector<std::vector<float>> values;  // w_ih, w_hh, b_ih, b_hh per (layer, direction)
+  std::vector<seqk::RecurrentParams> views;
+  std::vector<std::vector<float>> grad_values;
+  std::vector<seqk::RecurrentGrads> grads;
+};
+
+StackParameters stack_parameters(const seqk::RecurrentStack& stack, seqk::CellKind cell) {
+  const int64_t G = seqk::gates_per_unit(cell), H = stack.hidden_size();
+  const float bound = 1.0f / std::sqrt(static_cast<float>(H));
+  StackParameters p;
+  for (int64_t l = 0; l < stack.num_layers(); ++l) {
+    for (int64_t dir = 0; dir < stack.directions(); ++dir) {
+      const int64_t D = stack.layer_input_size(l);
+      const uint32_t seed = static_cast<uint32_t>(10 * (l * 2 + dir));
+      for (const auto& [size, offset] : {std::pair{G * H * D, 1}, {G * H * H, 2}, {G * H, 3}, {G * H, 4}}) {
+        p.values.push_back(uniform_random(size, bound, seed + offset));
+        p.grad_values.emplace_back(size);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < p.values.size(); i += 4) {
+    const int64_t D = static_cast<int64_t>(p.values[i].size()) / (G * H);
+    p.views.push_back({{p.values[i].data(), {G * H, D}}, {p.values[i + 1].data(), {G * H, H}},
+                       {p.values[i + 2].data(), {G * H}}, {p.values[i + 3].data(), {G * H}}});
+    p.grads.push_back({{p.grad_values[i].data(), {G * H, D}}, {p.grad_values[i + 1].data(), {G * H, H}},
+                       {p.grad_values[i + 2].data(), {G * H}}, {p.grad_values[i + 3].data(), {G * H}}});
+  }
+  return p;
+}
+
+// Two layers, or one bidirectional layer, at kStackShape.
+void bench_seqk_stack(benchmark::State& state, seqk::CellKind cell, Stacking stacking, Pass pass) {
+  const RecurrentShape shape = kStackShape;
+  const int64_t T = shape.steps, B = shape.batch, D = shape.input;
+  seqk::RecurrentStack stack(cell, D, shape.hidden, stacking.layers, stacking.bidirectional);
+  StackParameters params = stack_parameters(stack, cell);
+  stack.set_parameters(params.views);
+  const int64_t out = stack.output_size();
+  const std::vector<float> x = uniform_random(T * B * D, 1.0f, 5), dy = uniform_random(T * B * out, 1.0f, 6);
+  std::vector<float> y(T * B * out), dx(T * B * D);
+  seqk::RecurrentForwardArgs forward{{x.data(), {T, B, D}}, {y.data(), {T, B, out}}};
+  seqk::RecurrentBackwardArgs backward;
+  backward.x = forward.x;
+  backward.y = forward.y;
+  backward.dy = {dy.data(), {T, B, out}};
+  backward.dx = {dx.data(), {T, B, D}};
+  seqk::RecurrentStackSaved saved;
+  auto run = [&] {
+    if (pass == Pass::kForward) {
+      stack.forward(forward);
+    } else {
+      stack.forward(forward, saved);
+      stack.backward(backward, saved, params.grads);
+    }
+  };
+  run();
+  const double seconds = time_loop(state, run);
+  report_throughput(state, recurrent_flops(cell, shape, pass, stacking), seconds, machine_peaks().gflops);
+}
+
+// Claim S8: B sequences with long-tailed lengths between 1 and T (log-normal,
+// a fixed draw), through an LSTM forward three ways. Padded: one batch of T
+// steps with the lengths as a mask, every step computed for every sequence.
+// Packed: each step computes only the sequences still running (packing the
+// input is part of the time). Bucketed: batches of kBucket sequences of
+// similar length, each padded to its own longest. Counters: useful tokens
+// per second and the share of computed tokens that were padding.
+constexpr RecurrentShape kS8Shape = {64, 256, 256, 128};
+constexpr int64_t kBucket = 16;
+enum class S8Mode { kPadded, kPacked, kBucketed };
+
+std::vector<int64_t> long_tailed_lengths(int64_t count, int64_t max_length) {
+  std::mt19937 rng(8);
+  std::lognormal_distribution<double> tail(std::log(max_length / 8.0), 1.0);
+  std::vector<int64_t> lengths(static_cast<std::size_t>(count));
+  for (int64_t& len : lengths) len = std::clamp<int64_t>(static_cast<int64_t>(tail(rng)), 1, max_length);
+  lengths[0] = max_length;  // the padded batch spans all T steps
+  return lengths;
+}
+
+void bench_s8(benchmark::State& state, S8Mode mode) {
+  const RecurrentShape shape = kS8Shape;
+  const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
+  const std::vector<int64_t> lengths = long_tailed_lengths(B, T);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(H));
+  const std::vector<float> w_ih = uniform_random(4 * H * D, bound, 1), w_hh = uniform_random(4 * H * H, bound, 2),
+                           b_ih = uniform_random(4 * H, bound, 3), b_hh = uniform_random(4 * H, bound, 4);
+  seqk::RecurrentLayer layer(seqk::CellKind::kLstm, D, H);
+  layer.set_parameters({{w_ih.data(), {4 * H, D}}, {w_hh.data(), {4 * H, H}}, {b_ih.data(), {4 * H}}, {b_hh.data(), {4 * H}}});
+  const std::vector<float> x = uniform_random(T * B * D, 1.0f, 5);
+  const int64_t useful = std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
+
+  int64_t computed = 0;  // tokens (sequence steps) computed per pass
+  std::function<void()> run;
+  std::vector<float> y(T * B * H), packed_x, packed_y;
+  const seqk::PackedLayout layout = seqk::packed_layout(lengths);
+  const auto buckets = seqk::bucket_by_length(lengths, kBucket);
+  std::vector<std::vector<float>> bucket_x, bucket_y;
+  std::vector<std::vector<int64_t>> bucket_lengths;
+  switch (mode) {
+    case S8Mode::kPadded:
+      computed = T * B;
+      run = [&] { layer.forward({{x.data(), {T, B, D}}, {y.data(), {T, B, H}}, {}, {}, {}, {}, lengths, {}}); };
+      break;
+    case S8Mode::kPacked:
+      computed = useful;
+      packed_x.resize(useful * D);
+      packed_y.resize(useful * H);
+      run = [&] {
+        seqk::pack(layout, {x.data(), {T, B, D}}, {packed_x.data(), {useful, D}});
+        layer.forward({{packed_x.data(), {useful, D}}, {packed_y.data(), {useful, H}}, {}, {}, {}, {}, {},
+                       layout.batch_sizes});
+      };
+      break;
+    case S8Mode::kBucketed:
+      for (const auto& bucket : buckets) {
+        bucket_lengths.emplace_back();
+        for (int64_t i : bucket) bucket_lengths.back().push_back(lengths[i]);
+        const int64_t steps = bucket_lengths.back()[0];  // longest first
+        computed += steps * static_cast<int64_t>(bucket.size());
+        bucket_x.emplace_back(steps * bucket.size() * D);
+        bucket_y.emplace_back(steps * bucket.size() * H);
+      }
+      run = [&] {
+        for (std::size_t k = 0; k < buckets.size(); ++k) {
+          const int64_t n = static_cast<int64_t>(buckets[k].size()), steps = bucket_lengths[k][0];
+          for (int64_t t = 0; t < steps; ++t)  // gather the bucket's sequences, padded to its longest
+            for (int64_t j = 0; j < n; ++j)
+              std::copy_n(x.begin() + (t * B + buckets[k][j]) * D, D, bucket_x[k].begin() + (t * n + j) * D);
+          layer.forward({{bucket_x[k].data(), {steps, n, D}}, {bucket_y[k].data(), {steps, n, H}}, {}, {}, {}, {},
+                         bucket_lengths[k], {}});
+        }
+      };
+      break;
+  }
+  run();
+  const double seconds = time_loop(state, run);
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["useful_tokens/s"] = useful * iterations / seconds;
+  state.counters["padding_pct"] = 100.0 * (computed - useful) / computed;
+  state.counters["useful_GFLOP/s"] =
+      recurrent_flops(seqk::CellKind::kLstm, {1, D, H, 1}, Pass::kForward) * useful * iterations / seconds * 1e-9;
+}
+
 #if SEQK_HAVE_ONEDNN
 // oneDNN 2.6.3 segfaults on some RNN configurations on some CPUs, and a hang
 // is possible too: SEQK_PEER_TIMEOUT_S bounds one child's run.
@@ -89,11 +241,12 @@ double peer_timeout_seconds() {
   return env != nullptr && std::atof(env) > 0 ? std::atof(env) : 300.0;
 }
 
-void bench_onednn(benchmark::State& state, seqk::CellKind cell, RecurrentShape shape, Pass pass) {
+void bench_onednn(benchmark::State& state, seqk::CellKind cell, RecurrentShape shape, Stacking stacking, Pass pass) {
   const int threads = seqk::ThreadPool::global().num_threads();  // the same cores seqk gets
   const int64_t iterations = state.max_iterations;
   const ChildTiming timing = time_in_child(
-      [&] { return onednn_iteration_seconds(cell, shape, pass, iterations, threads); }, peer_timeout_seconds());
+      [&] { return onednn_iteration_seconds(cell, shape, stacking, pass, iterations, threads); },
+      peer_timeout_seconds());
   std::string error = timing.error;
   if (error.empty() && timing.seconds.size() != static_cast<size_t>(iterations)) {
     error = "returned " + std::to_string(timing.seconds.size()) + " timings for " + std::to_string(iterations) +
@@ -109,7 +262,7 @@ void bench_onednn(benchmark::State& state, seqk::CellKind cell, RecurrentShape s
     state.SetIterationTime(timing.seconds[i]);
     total_seconds += timing.seconds[i++];
   }
-  report_throughput(state, recurrent_flops(cell, shape, pass), total_seconds, machine_peaks().gflops);
+  report_throughput(state, recurrent_flops(cell, shape, pass, stacking), total_seconds, machine_peaks().gflops);
 }
 #endif
 
@@ -188,13 +341,41 @@ void register_benchmarks() {
             ->MinTime(kMinTimeSeconds);
 #if SEQK_HAVE_ONEDNN
         // Timed in the child; the parent reports those times.
-        benchmark::RegisterBenchmark(row_name(cell, pass, "onednn", shape).c_str(), bench_onednn, cell, shape, pass)
+        benchmark::RegisterBenchmark(row_name(cell, pass, "onednn", shape).c_str(), bench_onednn, cell, shape,
+                                     Stacking{}, pass)
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond)
             ->MinTime(kMinTimeSeconds);
 #endif
       }
     }
+  }
+  // Stacks (the LSTM): two layers, and one bidirectional layer.
+  const seqk::CellKind lstm = seqk::CellKind::kLstm;
+  for (const Stacking& stacking : kStackings) {
+    for (const Pass pass : {Pass::kForward, Pass::kForwardBackward}) {
+      benchmark::RegisterBenchmark(row_name(lstm, pass, "seqk", kStackShape, stacking).c_str(),
+                                   skipping_errors(bench_seqk_stack), lstm, stacking, pass)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+#if SEQK_HAVE_ONEDNN
+      benchmark::RegisterBenchmark(row_name(lstm, pass, "onednn", kStackShape, stacking).c_str(), bench_onednn, lstm,
+                                   kStackShape, stacking, pass)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+#endif
+    }
+  }
+  // Claim S8.
+  for (const auto& [mode, name] : {std::pair{S8Mode::kPadded, "padded"}, {S8Mode::kPacked, "packed"},
+                                   {S8Mode::kBucketed, "bucketed"}}) {
+    benchmark::RegisterBenchmark(("s8_lstm_fwd/" + std::string(name) + "/" + shape_name(kS8Shape)).c_str(),
+                                 skipping_errors(bench_s8), mode)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(kMinTimeSeconds);
   }
 #if SEQK_HAVE_VULKAN
   // The LSTM only (the GRU and RNN have no Vulkan layer yet). A CPU device

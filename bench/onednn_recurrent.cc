@@ -55,27 +55,30 @@ struct Descs {
 // and make_backward(descs). gates: weight gates per unit; bias_gates: bias
 // vectors per unit (the lbr_gru has one more, for the hidden side of n).
 template <typename Forward, typename Backward, typename MakeForward, typename MakeBackward>
-std::vector<double> time_primitive(const RecurrentShape& shape, Pass pass, int64_t iterations, memory::dim gates,
-                                   memory::dim bias_gates, MakeForward make_forward, MakeBackward make_backward) {
+std::vector<double> time_primitive(const RecurrentShape& shape, const Stacking& stacking, Pass pass,
+                                   int64_t iterations, memory::dim gates, memory::dim bias_gates,
+                                   MakeForward make_forward, MakeBackward make_backward) {
   const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
 
   const memory::dim T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
+  const memory::dim L = stacking.layers, dirs = stacking.bidirectional ? 2 : 1;
   const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));  // PyTorch's initialisation
   const bool training = pass == Pass::kForwardBackward;
   const Descs descs{training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
-                    dnnl::rnn_direction::unidirectional_left2right,
+                    stacking.bidirectional ? dnnl::rnn_direction::bidirectional_concat
+                                           : dnnl::rnn_direction::unidirectional_left2right,
                     {{T, B, D}, kF32, Tag::tnc},
-                    {{T, B, H}, kF32, Tag::tnc},
-                    {{1, 1, bias_gates, H}, kF32, Tag::ldgo},
-                    {{1, 1, D, gates, H}, kF32, Tag::any},
-                    {{1, 1, H, gates, H}, kF32, Tag::any},
+                    {{T, B, dirs * H}, kF32, Tag::tnc},
+                    {{L, dirs, bias_gates, H}, kF32, Tag::ldgo},
+                    {{L, dirs, D, gates, H}, kF32, Tag::any},
+                    {{L, dirs, H, gates, H}, kF32, Tag::any},
                     {}};
   const typename Forward::primitive_desc forward_pd(make_forward(descs), engine);
 
   // Random values in a plain layout (the gate order is irrelevant to speed).
-  const memory weights_layer = random_memory({{1, 1, D, gates, H}, kF32, Tag::ldigo}, engine, weight_bound, 1);
-  const memory weights_iter = random_memory({{1, 1, H, gates, H}, kF32, Tag::ldigo}, engine, weight_bound, 2);
+  const memory weights_layer = random_memory({{L, dirs, D, gates, H}, kF32, Tag::ldigo}, engine, weight_bound, 1);
+  const memory weights_iter = random_memory({{L, dirs, H, gates, H}, kF32, Tag::ldigo}, engine, weight_bound, 2);
   const memory bias = random_memory(descs.bias, engine, weight_bound, 3);
   const memory src = random_memory(descs.src, engine, 1.0f, 4);
   const memory dst(descs.dst, engine);
@@ -131,14 +134,14 @@ std::vector<double> time_primitive(const RecurrentShape& shape, Pass pass, int64
 
 }  // namespace
 
-std::vector<double> onednn_iteration_seconds(seqk::CellKind cell, const RecurrentShape& shape, Pass pass,
-                                             int64_t iterations, int threads) {
+std::vector<double> onednn_iteration_seconds(seqk::CellKind cell, const RecurrentShape& shape,
+                                             const Stacking& stacking, Pass pass, int64_t iterations, int threads) {
   omp_set_num_threads(threads);
   const auto backward_kind = dnnl::prop_kind::backward;
   switch (cell) {
     case seqk::CellKind::kLstm:
       return time_primitive<dnnl::lstm_forward, dnnl::lstm_backward>(
-          shape, pass, iterations, 4, 4,
+          shape, stacking, pass, iterations, 4, 4,
           [](const Descs& d) {
             return dnnl::lstm_forward::desc(d.forward_kind, d.direction, d.src, d.none, d.none, d.weights_layer,
                                             d.weights_iter, d.bias, d.dst, d.none, d.none);
@@ -150,7 +153,7 @@ std::vector<double> onednn_iteration_seconds(seqk::CellKind cell, const Recurren
           });
     case seqk::CellKind::kGru:
       return time_primitive<dnnl::lbr_gru_forward, dnnl::lbr_gru_backward>(
-          shape, pass, iterations, 3, 4,
+          shape, stacking, pass, iterations, 3, 4,
           [](const Descs& d) {
             return dnnl::lbr_gru_forward::desc(d.forward_kind, d.direction, d.src, d.none, d.weights_layer,
                                                d.weights_iter, d.bias, d.dst, d.none);
@@ -165,7 +168,7 @@ std::vector<double> onednn_iteration_seconds(seqk::CellKind cell, const Recurren
       const auto activation =
           cell == seqk::CellKind::kRnnTanh ? dnnl::algorithm::eltwise_tanh : dnnl::algorithm::eltwise_relu;
       return time_primitive<dnnl::vanilla_rnn_forward, dnnl::vanilla_rnn_backward>(
-          shape, pass, iterations, 1, 1,
+          shape, stacking, pass, iterations, 1, 1,
           [&](const Descs& d) {
             return dnnl::vanilla_rnn_forward::desc(d.forward_kind, activation, d.direction, d.src, d.none,
                                                    d.weights_layer, d.weights_iter, d.bias, d.dst, d.none);

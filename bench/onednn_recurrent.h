@@ -18,8 +18,9 @@ namespace seqk_bench {
 // iterations, on `threads` OpenMP threads. Initialises oneDNN and OpenMP in
 // the calling process, so call it only inside time_in_child()
 // (child_process.h).
-std::vector<double> onednn_iteration_seconds(seqk::CellKind cell, const RecurrentShape& shape, Pass pass,
-                                             int64_t iterations, int threads);
+// `stacking`: layers (oneDNN needs D == H for more than one) and direction.
+std::vector<double> onednn_iteration_seconds(seqk::CellKind cell, const RecurrentShape& shape,
+                                             const Stacking& stacking, Pass pass, int64_t iterations, int threads);
 
 // The oneDNN version the binary was compiled against, e.g. "2.6.3".
 const char* onednn_version();

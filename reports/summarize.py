@@ -5,7 +5,9 @@ Usage: summarize.py RESULT.json [RESULT.json ...] > summary.md
 
 Rows are recognised by name, as bench/ (and bench/torch_lstm.py) register them:
   <cell>_fwd/<impl>/B:../D:../H:../T:..   <cell>_fwdbwd/...
-      (cell: lstm, gru, rnn_tanh, rnn_relu; impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
+      (cell: lstm, gru, rnn_tanh, rnn_relu, lstm_l2 (two layers), lstm_bi (bidirectional);
+       impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
+  s8_lstm_fwd/{padded,packed,bucketed}/B:../D:../H:../T:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -65,7 +67,7 @@ class Row:
             return
         scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
         values = {"time_ms": entry.get("real_time", 0.0) * scale}
-        for key in ("GFLOP/s", "pct_peak", "wall_ms"):
+        for key in ("GFLOP/s", "pct_peak", "wall_ms", "useful_tokens/s", "padding_pct", "useful_GFLOP/s"):
             if key in entry:
                 values[key] = entry[key]
         if entry.get("run_type") == "aggregate":
@@ -189,7 +191,7 @@ def shape_cells(shape, keys):
     return [shape.get(k, "–") for k in keys]
 
 
-CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_l2", "lstm_bi")  # _l2: two layers; _bi: bidirectional
 
 
 def recurrent_section(machine, notes):
@@ -272,6 +274,21 @@ def vulkan_gemm_section(machine):
     return table(["device", "role", "M", "N", "K", "GPU ms", "GFLOP/s"], rows)
 
 
+def s8_section(machine):
+    """Claim S8: the same long-tailed batch padded, packed and bucketed."""
+    rows = []
+    for row in machine.rows_of("s8_lstm_fwd"):
+        rows.append([row.variant, *shape_cells(row.shape, "BDHT"), row.time_cell(),
+                     fmt(row.value("useful_tokens/s")), fmt(row.value("padding_pct"), 2),
+                     fmt(row.value("useful_GFLOP/s"))])
+    if not rows:
+        return "No S8 rows."
+    return table(["batching", "B", "D", "H", "T", "ms", "useful tokens/s", "% computed tokens that are padding",
+                  "useful GFLOP/s"], rows) + \
+        "\n\nOne LSTM forward over B sequences with long-tailed lengths between 1 and T; every way gives the " \
+        "same results for the real steps (tests/test_variable_length.cc)."
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -341,6 +358,7 @@ def summarize(paths):
                 "FMA peak on all threads.", "", NOISY_NOTE, "",
                 "### Recurrent layers", "", recurrent_section(machine, notes), ""]
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
+        out += ["### S8: padded vs packed vs bucketed batches", "", s8_section(machine), ""]
         out += ["### LSTM layer on Vulkan devices", "", vulkan_lstm_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
