@@ -127,11 +127,17 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
     saved->outputs.assign(static_cast<std::size_t>(states), AlignedVector());
     saved->rows = rows;
   }
-  AlignedVector input, output(static_cast<std::size_t>(rows * out_width));
-  AlignedVector reversed_input, direction_output(static_cast<std::size_t>(rows * H)), reversed_output;
+  // One direction writes straight into the next layer's input (or y); two
+  // write apart and are interleaved. Buffers are made once per call: fresh
+  // pages cost page faults that show next to a layer's run time.
+  const bool one_direction = dirs == 1;
+  AlignedVector input, output(static_cast<std::size_t>(num_layers_ > 1 || !one_direction ? rows * out_width : 0));
+  AlignedVector reversed_input, direction_output(static_cast<std::size_t>(one_direction ? 0 : rows * H));
+  AlignedVector reversed_output;
   for (int64_t l = 0; l < num_layers_; ++l) {
     const int64_t width = layer_input_size(l);
     const float* in = l == 0 ? args.x.data() : input.data();
+    float* layer_out = one_direction ? (l + 1 == num_layers_ ? args.y.data() : output.data()) : direction_output.data();
     for (int64_t dir = 0; dir < dirs; ++dir) {
       const int64_t index = l * dirs + dir;
       const float* dir_in = in;
@@ -141,7 +147,7 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
         dir_in = reversed_input.data();
       }
       const RecurrentForwardArgs layer_args{lay.view(dir_in, width),
-                                            lay.view(direction_output.data(), H),
+                                            lay.view(layer_out, H),
                                             state_slice(args.h0, index, batch, H),
                                             state_slice(args.c0, index, batch, H),
                                             state_slice(args.h_n, index, batch, H),
@@ -152,10 +158,11 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
         layers_[index].forward(layer_args, saved->layers[index], pool);
         // x itself needs no copy: backward is given it again.
         if (l > 0 || dir == 1) saved->inputs[index].assign(dir_in, dir_in + rows * width);
-        saved->outputs[index].assign(direction_output.begin(), direction_output.end());
+        saved->outputs[index].assign(layer_out, layer_out + rows * H);
       } else {
         layers_[index].forward(layer_args, pool);
       }
+      if (one_direction) continue;
       const float* dir_out = direction_output.data();
       if (dir == 1) {
         reversed_output.resize(static_cast<std::size_t>(rows * H));
@@ -164,8 +171,9 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
       }
       copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H);
     }
+    if (one_direction && l + 1 == num_layers_) return;  // written into y
     input.swap(output);
-    output.resize(static_cast<std::size_t>(rows * out_width));
+    if (l + 1 < num_layers_) output.resize(static_cast<std::size_t>(rows * out_width));
   }
   std::memcpy(args.y.data(), input.data(), rows * out_width * sizeof(float));
 }
