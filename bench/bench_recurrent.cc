@@ -26,7 +26,7 @@
 
 #include "bench/vulkan_devices.h"
 #include "seqk/vulkan.h"
-#include "seqk/vulkan_lstm.h"
+#include "seqk/vulkan_recurrent.h"
 #endif
 
 #if SEQK_HAVE_ONEDNN
@@ -273,24 +273,26 @@ namespace vk = seqk::vk;
 // iteration records the pass on a stream and submits it. The row's time is
 // the GPU time of the submit (timestamps); "wall_ms" adds recording,
 // submission and the wait, i.e. what a caller sees per pass.
-void bench_vulkan_lstm(benchmark::State& state, int device_index, RecurrentShape shape, Pass pass) {
+void bench_vulkan(benchmark::State& state, int device_index, seqk::CellKind cell, RecurrentShape shape, Pass pass) {
   const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
+  const int64_t G = seqk::gates_per_unit(cell);
   vk::Device& device = vulkan_device(device_index);
   const float weight_bound = 1.0f / std::sqrt(static_cast<float>(H));
-  const std::vector<float> w_ih = uniform_random(4 * H * D, weight_bound, 1);
-  const std::vector<float> w_hh = uniform_random(4 * H * H, weight_bound, 2);
-  const std::vector<float> b_ih = uniform_random(4 * H, weight_bound, 3);
-  const std::vector<float> b_hh = uniform_random(4 * H, weight_bound, 4);
-  vk::LstmLayer layer(device, D, H);
-  layer.set_parameters({{w_ih.data(), {4 * H, D}}, {w_hh.data(), {4 * H, H}}, {b_ih.data(), {4 * H}}, {b_hh.data(), {4 * H}}});
+  const std::vector<float> w_ih = uniform_random(G * H * D, weight_bound, 1);
+  const std::vector<float> w_hh = uniform_random(G * H * H, weight_bound, 2);
+  const std::vector<float> b_ih = uniform_random(G * H, weight_bound, 3);
+  const std::vector<float> b_hh = uniform_random(G * H, weight_bound, 4);
+  vk::RecurrentLayer layer(device, cell, D, H);
+  layer.set_parameters(
+      {{w_ih.data(), {G * H, D}}, {w_hh.data(), {G * H, H}}, {b_ih.data(), {G * H}}, {b_hh.data(), {G * H}}});
   vk::Buffer x(device, T * B * D), y(device, T * B * H), dy(device, T * B * H), dx(device, T * B * D);
   x.upload(uniform_random(T * B * D, 1.0f, 5));
   dy.upload(uniform_random(T * B * H, 1.0f, 6));
   vk::Buffer dw_ih(device, w_ih.size()), dw_hh(device, w_hh.size()), db_ih(device, b_ih.size()),
       db_hh(device, b_hh.size());
-  const vk::LstmForwardBuffers forward{T, B, &x, &y};
-  const vk::LstmBackwardBuffers backward{T, B, &x, &y, nullptr, nullptr, &dy, nullptr, nullptr, &dx};
-  vk::LstmSaved saved;
+  const vk::RecurrentForwardBuffers forward{T, B, &x, &y};
+  const vk::RecurrentBackwardBuffers backward{T, B, &x, &y, nullptr, nullptr, &dy, nullptr, nullptr, &dx};
+  vk::RecurrentSaved saved;
 
   const bool timestamps = device.info().timestamps;
   vk::Stream stream(device, timestamps);
@@ -317,7 +319,7 @@ void bench_vulkan_lstm(benchmark::State& state, int device_index, RecurrentShape
     wall_seconds += wall;
   }
   const double iterations = static_cast<double>(state.iterations());
-  state.counters["GFLOP/s"] = recurrent_flops(seqk::CellKind::kLstm, shape, pass) * iterations / gpu_seconds * 1e-9;
+  state.counters["GFLOP/s"] = recurrent_flops(cell, shape, pass) * iterations / gpu_seconds * 1e-9;
   state.counters["wall_ms"] = wall_seconds / iterations * 1e3;
   state.counters["gpu_ms"] = gpu_seconds / iterations * 1e3;
   state.counters["gpu_timestamps"] = timestamps ? 1 : 0;
@@ -378,20 +380,24 @@ void register_benchmarks() {
         ->MinTime(kMinTimeSeconds);
   }
 #if SEQK_HAVE_VULKAN
-  // The LSTM only (the GRU and RNN have no Vulkan layer yet). A CPU device
-  // (lavapipe) is about a thousand times slower than a GPU: one iteration,
-  // one repetition there (about 70 s for all rows on 2 vCPUs).
+  // Every cell on a GPU. A CPU device (lavapipe) is about a thousand times
+  // slower: the LSTM only there, one iteration, one repetition (about 70 s
+  // for its rows on 2 vCPUs).
   for (const vk::DeviceInfo& info : vulkan_devices()) {
-    for (const Pass pass : {Pass::kForward, Pass::kForwardBackward}) {
-      for (const RecurrentShape& shape : kStandardShapes) {
-        auto* row = benchmark::RegisterBenchmark(
-            row_name(seqk::CellKind::kLstm, pass, "seqk-vulkan" + std::to_string(info.index), shape).c_str(),
-            skipping_errors(bench_vulkan_lstm), info.index, shape, pass);
-        row->UseManualTime()->Unit(benchmark::kMillisecond);
-        if (info.type == vk::DeviceType::kCpu) {
-          row->Iterations(1)->Repetitions(1);
-        } else {
-          row->MinTime(kMinTimeSeconds);
+    const bool cpu_device = info.type == vk::DeviceType::kCpu;
+    for (const seqk::CellKind cell : kCells) {
+      if (cpu_device && cell != seqk::CellKind::kLstm) continue;
+      for (const Pass pass : {Pass::kForward, Pass::kForwardBackward}) {
+        for (const RecurrentShape& shape : kStandardShapes) {
+          auto* row = benchmark::RegisterBenchmark(
+              row_name(cell, pass, "seqk-vulkan" + std::to_string(info.index), shape).c_str(),
+              skipping_errors(bench_vulkan), info.index, cell, shape, pass);
+          row->UseManualTime()->Unit(benchmark::kMillisecond);
+          if (cpu_device) {
+            row->Iterations(1)->Repetitions(1);
+          } else {
+            row->MinTime(kMinTimeSeconds);
+          }
         }
       }
     }

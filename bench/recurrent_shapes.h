@@ -16,7 +16,7 @@ struct RecurrentShape {
   int64_t steps;   // T
 };
 
-// bench/torch_lstm.py reads this list too.
+// bench/torch_recurrent.py reads this list too.
 inline constexpr RecurrentShape kStandardShapes[] = {
     {1, 512, 512, 256},   // latency-bound: one sequence, matrix-vector steps
     {64, 512, 512, 128},  // throughput: a training-sized batch

@@ -3,7 +3,7 @@
 
 Usage: summarize.py RESULT.json [RESULT.json ...] > summary.md
 
-Rows are recognised by name, as bench/ (and bench/torch_lstm.py) register them:
+Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register them:
   <cell>_fwd/<impl>/B:../D:../H:../T:..   <cell>_fwdbwd/...
       (cell: lstm, gru, rnn_tanh, rnn_relu, lstm_l2 (two layers), lstm_bi (bidirectional);
        impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
@@ -232,10 +232,11 @@ def vulkan_device_name(machine, index):
     return f"Vulkan device {index}"
 
 
-def vulkan_lstm_section(machine):
-    """seqk on each Vulkan device beside PyTorch/cuDNN (bench/torch_lstm.py) where run."""
+def vulkan_section(machine):
+    """seqk on each Vulkan device beside PyTorch/cuDNN (bench/torch_recurrent.py) where run."""
     rows = []
-    for family, title in (("lstm_fwd", "forward"), ("lstm_fwdbwd", "fwd+bwd")):
+    for cell, (suffix, title) in ((c, p) for c in CELLS for p in (("_fwd", "forward"), ("_fwdbwd", "fwd+bwd"))):
+        family = cell + suffix
         for seqk in machine.rows_of(family):
             if not seqk.variant.startswith("seqk-vulkan"):
                 continue
@@ -246,7 +247,7 @@ def vulkan_lstm_section(machine):
             peer_ms = peer.value("time_ms") if peer_ok else None
             peer_wall = peer.value("wall_ms") if peer_ok else None
             rows.append([
-                title, *shape_cells(seqk.shape, "BDHT"), device,
+                cell, title, *shape_cells(seqk.shape, "BDHT"), device,
                 seqk.time_cell(), fmt(seqk_wall),
                 peer.time_cell() if peer is not None else "–", fmt(peer_wall),
                 fmt(peer_ms / seqk_ms) if seqk_ms and peer_ms else "–",
@@ -254,12 +255,12 @@ def vulkan_lstm_section(machine):
                 fmt(seqk.value("GFLOP/s")),
             ])
     if not rows:
-        return "No Vulkan LSTM rows (no Vulkan device found, or seqk built without Vulkan)."
-    return table(["pass", "B", "D", "H", "T", "device", "seqk GPU ms", "seqk wall ms", "cuDNN GPU ms",
+        return "No Vulkan rows (no Vulkan device found, or seqk built without Vulkan)."
+    return table(["cell", "pass", "B", "D", "H", "T", "device", "seqk GPU ms", "seqk wall ms", "cuDNN GPU ms",
                   "cuDNN wall ms", "cuDNN/seqk GPU time", "cuDNN/seqk wall", "seqk GFLOP/s"], rows) + \
         "\n\nGPU time: timestamp queries (seqk) and CUDA events (PyTorch/cuDNN, fp32, TF32 off) around the " \
         "pass; wall: what the caller waits per pass, recording and submission included. A ratio > 1 means " \
-        "seqk is faster. cuDNN columns are empty where bench/torch_lstm.py did not run (no CUDA)."
+        "seqk is faster. cuDNN columns are empty where bench/torch_recurrent.py did not run (no CUDA)."
 
 
 def vulkan_gemm_section(machine):
@@ -359,7 +360,7 @@ def summarize(paths):
                 "### Recurrent layers", "", recurrent_section(machine, notes), ""]
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
         out += ["### S8: padded vs packed vs bucketed batches", "", s8_section(machine), ""]
-        out += ["### LSTM layer on Vulkan devices", "", vulkan_lstm_section(machine), "",
+        out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
                 "### H1: specialised vs generic GEMM micro-kernels", "", h1_section(machine), "",

@@ -5,7 +5,7 @@
 #   e.g. tools/run-benchmarks.sh --benchmark_filter=lstm --benchmark_repetitions=1
 #
 # Results go to results/<host>-<timestamp>/: one JSON file per benchmark
-# binary (and torch_lstm.json where PyTorch with CUDA is there) and summary.md. Extra flags come after the defaults, so they win.
+# binary (and torch_recurrent.json where PyTorch with CUDA is there) and summary.md. Extra flags come after the defaults, so they win.
 # Environment: SEQK_BUILD_DIR (default build), SEQK_RESULTS_DIR (default
 # results), SEQK_NUM_THREADS (threads for seqk and the oneDNN peer).
 set -euo pipefail
@@ -49,8 +49,8 @@ done
 # The GPU peer of the Vulkan rows: PyTorch's LSTM (cuDNN), where python3 has
 # torch with a CUDA device; optional, so its absence only leaves its columns empty.
 if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  echo "== PyTorch/cuDNN LSTM peer -> $out/torch_lstm.json" >&2
-  python3 bench/torch_lstm.py "$out/torch_lstm.json" || echo "the PyTorch peer failed: its rows are missing" >&2
+  echo "== PyTorch/cuDNN LSTM peer -> $out/torch_recurrent.json" >&2
+  python3 bench/torch_recurrent.py "$out/torch_recurrent.json" || echo "the PyTorch peer failed: its rows are missing" >&2
 else
   echo "== PyTorch/cuDNN LSTM peer skipped: python3 has no torch with a CUDA device" >&2
 fi

@@ -14,11 +14,11 @@ const uint32_t kCopy[] = {
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
 };
-const uint32_t kLstmForwardStep[] = {
-#include "lstm_forward_step.spv.h"
+const uint32_t kRecurrentForwardStep[] = {
+#include "recurrent_forward_step.spv.h"
 };
-const uint32_t kLstmBackwardStep[] = {
-#include "lstm_backward_step.spv.h"
+const uint32_t kRecurrentBackwardStep[] = {
+#include "recurrent_backward_step.spv.h"
 };
 
 }  // namespace
@@ -26,8 +26,8 @@ const uint32_t kLstmBackwardStep[] = {
 std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "copy") return kCopy;
   if (name == "gemm") return kGemm;
-  if (name == "lstm_forward_step") return kLstmForwardStep;
-  if (name == "lstm_backward_step") return kLstmBackwardStep;
+  if (name == "recurrent_forward_step") return kRecurrentForwardStep;
+  if (name == "recurrent_backward_step") return kRecurrentBackwardStep;
   seqk::detail::fail("vulkan: no embedded shader named '", name, "'");
 }
 

@@ -1,7 +1,8 @@
-// The Vulkan LSTM layer: forward against the fp64 reference and backward
-// against finite differences (the same problems and tolerances as the CPU
-// suite, lstm_problem.h), the device-resident record API against the CPU
-// layer, and bad input. Runs under the validation layers (vulkan_fixture.h).
+// The Vulkan recurrent layers (LSTM, GRU, vanilla RNN): forward against the
+// fp64 reference and backward against finite differences (the same problems
+// and tolerances as the CPU suites, lstm_problem.h), the device-resident
+// record API against the CPU layer, and bad input. Runs under the validation
+// layers (vulkan_fixture.h).
 //
 // Sizes are small and awkward on purpose: lavapipe is slow, and hidden sizes
 // that are not multiples of a workgroup's units or batch tile exercise the
@@ -18,7 +19,7 @@
 #include "seqk/error.h"
 #include "seqk/lstm.h"
 #include "seqk/vulkan.h"
-#include "seqk/vulkan_lstm.h"
+#include "seqk/vulkan_recurrent.h"
 #include "vulkan_fixture.h"
 
 namespace seqk_test {
@@ -26,7 +27,7 @@ namespace {
 
 namespace vk = seqk::vk;
 
-class VulkanLstm : public Vulkan {
+class VulkanRecurrent : public Vulkan {
  protected:
   vk::Device& device() {
     static vk::Device device;  // one per process: opening a device under validation is slow
@@ -41,19 +42,24 @@ struct Sizes {
 constexpr Sizes kForwardSizes[] = {{1, 1, 1, 1},  {3, 5, 2, 4},   {7, 17, 3, 5},  {20, 33, 9, 3},
                                    {5, 64, 1, 6}, {2, 130, 10, 2}, {4, 8, 2, 40}};
 
-TEST_F(VulkanLstm, ForwardMatchesFp64Reference) {
-  for (const Sizes& s : kForwardSizes) {
-    for (bool with_state : {false, true}) {
-      const Problem p = make_problem(s.D, s.H, s.B, s.T, with_state, 3);
-      vk::LstmLayer layer(device(), s.D, s.H);
-      layer.set_parameters(p.params());
-      EXPECT_TRUE(forward_matches_reference<vk::LstmSaved>(layer, p));
+constexpr seqk::CellKind kCells[] = {seqk::CellKind::kLstm, seqk::CellKind::kGru, seqk::CellKind::kRnnTanh,
+                                     seqk::CellKind::kRnnRelu};
+
+TEST_F(VulkanRecurrent, ForwardMatchesFp64Reference) {
+  for (seqk::CellKind cell : kCells) {
+    for (const Sizes& s : kForwardSizes) {
+      for (bool with_state : {false, true}) {
+        const Problem p = make_problem(s.D, s.H, s.B, s.T, with_state, 3, cell);
+        vk::RecurrentLayer layer(device(), cell, s.D, s.H);
+        layer.set_parameters(p.params());
+        EXPECT_TRUE(forward_matches_reference<vk::RecurrentSaved>(layer, p));
+      }
     }
   }
 }
 
 // h_n and c_n are optional outputs: not asked for, not written.
-TEST_F(VulkanLstm, OptionalOutputsAreLeftAlone) {
+TEST_F(VulkanRecurrent, OptionalOutputsAreLeftAlone) {
   const Problem p = make_problem(3, 17, 2, 3, true, 4);
   vk::LstmLayer layer(device(), 3, 17);
   layer.set_parameters(p.params());
@@ -69,20 +75,25 @@ const GradCase kVulkanGradCases[] = {
     {4, 17, 1, 3, false}, {2, 9, 10, 2, true},
 };
 
-TEST_F(VulkanLstm, BackwardMatchesFiniteDifferences) {
-  for (const GradCase& c : kVulkanGradCases) {
-    SCOPED_TRACE(testing::Message() << "D=" << c.D << " H=" << c.H << " B=" << c.B << " T=" << c.T
-                                    << (c.with_state ? " with states" : " no states"));
-    const GradProblem g = make_grad_problem(c);
-    const FdGradients& fd = fd_gradients(c);
-    vk::LstmLayer layer(device(), c.D, c.H);
-    layer.set_parameters(g.p.params());
-    const Analytic a = run_backward_on<vk::LstmSaved>(layer, g, c, /*want_dx=*/true, NAN, nullptr);
-    EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
-    expect_gradients_close(a, fd, c.with_state);
-    if (!c.with_state) {
-      for (float v : a.dh0) ASSERT_TRUE(std::isnan(v)) << "dh0 was written though not asked for";
-      for (float v : a.dc0) ASSERT_TRUE(std::isnan(v)) << "dc0 was written though not asked for";
+TEST_F(VulkanRecurrent, BackwardMatchesFiniteDifferences) {
+  for (seqk::CellKind cell : kCells) {
+    for (GradCase c : kVulkanGradCases) {
+      c.cell = cell;
+      SCOPED_TRACE(testing::Message() << seqk::to_string(cell) << " D=" << c.D << " H=" << c.H << " B=" << c.B
+                                      << " T=" << c.T << (c.with_state ? " with states" : " no states"));
+      const GradProblem g = make_grad_problem(c);
+      const FdGradients& fd = fd_gradients(c);
+      vk::RecurrentLayer layer(device(), cell, c.D, c.H);
+      layer.set_parameters(g.p.params());
+      const Analytic a = run_backward_on<vk::RecurrentSaved>(layer, g, c, /*want_dx=*/true, NAN, nullptr);
+      EXPECT_TRUE(close_gradient("dx", a.dx, fd.x));
+      expect_gradients_close(a, fd, c.with_state);
+      if (!c.with_state) {
+        for (float v : a.dh0) ASSERT_TRUE(std::isnan(v)) << "dh0 was written though not asked for";
+      }
+      if (!c.with_state || !seqk::has_cell_state(cell)) {
+        for (float v : a.dc0) ASSERT_TRUE(std::isnan(v)) << "dc0 was written though not asked for";
+      }
     }
   }
 }
@@ -90,7 +101,7 @@ TEST_F(VulkanLstm, BackwardMatchesFiniteDifferences) {
 // Two stacked layers recorded on one stream, the first one's y feeding the
 // second one's x on the device, one submit; forward and backward against the
 // CPU layers (both fp32, so the tolerance is relative to each tensor's scale).
-TEST_F(VulkanLstm, StackedLayersStayOnTheDevice) {
+TEST_F(VulkanRecurrent, StackedLayersStayOnTheDevice) {
   const int64_t D = 6, H1 = 11, H2 = 7, B = 3, T = 5;
   const Problem p1 = make_problem(D, H1, B, T, true, 7);
   const Problem p2 = make_problem(H1, H2, B, T, false, 8);
@@ -167,29 +178,33 @@ TEST_F(VulkanLstm, StackedLayersStayOnTheDevice) {
 // GPUs with 48 KiB of shared memory), the last one partly empty, and the
 // deep dot-product splits large layers get. Forward and backward against
 // the CPU layer (sizes too large for finite differences).
-TEST_F(VulkanLstm, LargeHiddenMatchesCpu) {
-  const GradCase c{3, 512, 11, 2, true};
-  const GradProblem g = make_grad_problem(c);
-  seqk::LstmLayer cpu(c.D, c.H);
-  cpu.set_parameters(g.p.params());
-  vk::LstmLayer gpu(device(), c.D, c.H);
-  gpu.set_parameters(g.p.params());
-  const Analytic want = run_backward_on<seqk::LstmSaved>(cpu, g, c, true, NAN, nullptr);
-  const Analytic got = run_backward_on<vk::LstmSaved>(gpu, g, c, true, NAN, nullptr);
-  const std::pair<const char*, const std::vector<float> Analytic::*> fields[] = {
-      {"dx", &Analytic::dx},       {"dh0", &Analytic::dh0},     {"dc0", &Analytic::dc0},    {"dw_ih", &Analytic::dw_ih},
-      {"dw_hh", &Analytic::dw_hh}, {"db_ih", &Analytic::db_ih}, {"db_hh", &Analytic::db_hh}};
-  for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
+TEST_F(VulkanRecurrent, LargeHiddenMatchesCpu) {
+  for (seqk::CellKind cell : {seqk::CellKind::kLstm, seqk::CellKind::kGru, seqk::CellKind::kRnnTanh}) {
+    SCOPED_TRACE(seqk::to_string(cell));
+    const GradCase c{3, 512, 11, 2, true, cell};
+    const GradProblem g = make_grad_problem(c);
+    seqk::RecurrentLayer cpu(cell, c.D, c.H);
+    cpu.set_parameters(g.p.params());
+    vk::RecurrentLayer gpu(device(), cell, c.D, c.H);
+    gpu.set_parameters(g.p.params());
+    const Analytic want = run_backward_on<seqk::RecurrentSaved>(cpu, g, c, true, NAN, nullptr);
+    const Analytic got = run_backward_on<vk::RecurrentSaved>(gpu, g, c, true, NAN, nullptr);
+    const std::pair<const char*, const std::vector<float> Analytic::*> fields[] = {
+        {"dx", &Analytic::dx},       {"dh0", &Analytic::dh0},     {"dw_ih", &Analytic::dw_ih},
+        {"dw_hh", &Analytic::dw_hh}, {"db_ih", &Analytic::db_ih}, {"db_hh", &Analytic::db_hh}};
+    for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
+    if (g.p.has_c()) EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
 
-  Outputs cpu_out(g.p), gpu_out(g.p);
-  cpu.forward(cpu_out.args(g.p));
-  gpu.forward(gpu_out.args(g.p));
-  EXPECT_TRUE(close_forward("y", gpu_out.y, to_double(cpu_out.y), g.p));
-  EXPECT_TRUE(close_forward("c_n", gpu_out.c_n, to_double(cpu_out.c_n), g.p));
+    Outputs cpu_out(g.p), gpu_out(g.p);
+    cpu.forward(cpu_out.args(g.p));
+    gpu.forward(gpu_out.args(g.p));
+    EXPECT_TRUE(close_forward("y", gpu_out.y, to_double(cpu_out.y), g.p));
+    if (g.p.has_c()) EXPECT_TRUE(close_forward("c_n", gpu_out.c_n, to_double(cpu_out.c_n), g.p));
+  }
 }
 
 // Bad input: a clear error naming the argument, and nothing written.
-TEST_F(VulkanLstm, RejectsBadInput) {
+TEST_F(VulkanRecurrent, RejectsBadInput) {
   const Problem p = make_problem(3, 5, 2, 4, true, 9);
   vk::LstmLayer layer(device(), 3, 5);
   Outputs out(p);
@@ -243,13 +258,19 @@ TEST_F(VulkanLstm, RejectsBadInput) {
                seqk::Error);  // both bias gradients in one buffer
   vk::Buffer h0(dev, 2 * 5);
   EXPECT_THROW(layer.record_forward(stream, {4, 2, &x, &y, &h0, nullptr, nullptr, &h0}), seqk::Error);  // c_n is h0
+  vk::RecurrentLayer gru(dev, seqk::CellKind::kGru, 3, 5);
+  const Problem gru_problem = make_problem(3, 5, 2, 4, true, 9, seqk::CellKind::kGru);
+  gru.set_parameters(gru_problem.params());
+  EXPECT_THROW(gru.record_forward(stream, {4, 2, &x, &y, nullptr, &h0}), seqk::Error);  // c0: only the LSTM has c
+  EXPECT_THROW(gru.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_hh, &g_b, &g_b2}),
+               seqk::Error);  // saved comes from an LSTM
   EXPECT_EQ(stream.recorded(), recorded) << "a rejected call recorded work";
   stream.submit();
 }
 
 // On a CPU device the GEMM splits K into accumulating passes to stay within
 // lavapipe's loop limit; K = 20000 takes several passes at every tiling.
-TEST_F(VulkanLstm, GemmWithLongDepthMatchesFp64) {
+TEST_F(VulkanRecurrent, GemmWithLongDepthMatchesFp64) {
   const int64_t m = 3, n = 5, k = 20000;
   const std::vector<float> a = random_floats(m * k, 91), b = random_floats(n * k, 92);
   vk::Device& dev = device();

@@ -1,8 +1,9 @@
-// The LSTM layer on Vulkan: parameters and scratch on the device, the
+// The recurrent layers on Vulkan: parameters and scratch on the device, the
 // sequence-wide GEMMs (input projection; dx, weight and bias gradients) on
 // shaders/gemm.comp, and one fused dispatch per time step
-// (shaders/lstm_forward_step.comp, shaders/lstm_backward_step.comp).
-#include "seqk/vulkan_lstm.h"
+// (shaders/recurrent_forward_step.comp, shaders/recurrent_backward_step.comp,
+// specialised on the cell).
+#include "seqk/vulkan_recurrent.h"
 
 #include <algorithm>
 #include <bit>
@@ -21,13 +22,11 @@ using detail::Operand;
 
 namespace {
 
-constexpr int64_t kGates = 4;
-
 // Workgroup shape of a step kernel (its specialization constants): `units`
 // hidden units x `batch` sequences per workgroup; each dot product of length
-// `depth` is split over `split` invocations (a power of two). Both kernels
-// keep 4 x batch sums per invocation: the forward the four gates of a unit,
-// the backward four units.
+// `depth` is split over `split` invocations (a power of two). An invocation
+// keeps sums_per_sequence x batch sums: the forward the gates of a unit (4
+// slots, 1 for the RNN), the backward four units.
 struct StepShape {
   uint32_t threads, units, split, batch;
 };
@@ -37,15 +36,14 @@ struct StepShape {
 constexpr int64_t kTargetWorkgroups = 128;
 
 // units_per_row: hidden units per row of `split` invocations (1 forward, 4 backward).
-StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint32_t units_per_row, int64_t batch,
-                     const char* kernel) {
-  constexpr uint64_t kSumsPerSequence = 4;
+StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint32_t units_per_row,
+                     uint64_t sums_per_sequence, int64_t batch, const char* kernel) {
   const uint32_t threads =
       std::bit_floor(std::min({256u, d.info.max_workgroup_invocations, d.limits.maxComputeWorkGroupSize[0]}));
   uint32_t batch_tile = static_cast<uint32_t>(std::min<uint64_t>(8, std::bit_ceil(static_cast<uint64_t>(batch))));
   const uint32_t max_split = std::min<uint32_t>(128, threads);
   // Shared memory holds every invocation's sums, plus a word of padding per slice.
-  auto shared_bytes = [&] { return (uint64_t{threads} * kSumsPerSequence * batch_tile + max_split) * sizeof(float); };
+  auto shared_bytes = [&] { return (uint64_t{threads} * sums_per_sequence * batch_tile + max_split) * sizeof(float); };
   while (batch_tile > 1 && shared_bytes() > d.info.max_shared_memory) batch_tile /= 2;
   auto clamp_split = [&](int64_t s) {
     return static_cast<uint32_t>(
@@ -67,13 +65,13 @@ StepShape step_shape(const Device::Impl& d, int64_t hidden, int64_t depth, uint3
   }
   const StepShape shape{threads, threads / split * units_per_row, split, batch_tile};
   require(shared_bytes() <= d.info.max_shared_memory,
-          "vulkan LSTM: the ", kernel, " workgroup (", threads, " invocations) does not fit the device");
+          "vulkan recurrent layer: the ", kernel, " workgroup (", threads, " invocations) does not fit the device");
   // The loops of the step shaders, per invocation (see their headers).
-  const uint64_t sums = kSumsPerSequence * batch_tile;
+  const uint64_t sums = sums_per_sequence * batch_tile;
   const uint64_t dot = (static_cast<uint64_t>(depth) + split - 1) / split * (6 + batch_tile * 5);
   const uint64_t reduce = sums + split + std::bit_width(split);
   const uint64_t cells = (uint64_t{shape.units} * batch_tile + threads - 1) / threads * 12;
-  require(dot + reduce + cells < detail::loop_budget(d), "vulkan LSTM: hidden size too large for the ", kernel,
+  require(dot + reduce + cells < detail::loop_budget(d), "vulkan recurrent layer: hidden size too large for the ", kernel,
           " kernel's loop budget (", dot + reduce + cells, " iterations per invocation)");
   return shape;
 }
@@ -84,7 +82,7 @@ uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 // division, so the product cannot overflow first).
 void check_indexing(int64_t steps, int64_t batch, int64_t width) {
   constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
-  require(steps <= kMax / batch && steps * batch <= kMax / width, "vulkan LSTM: T = ", steps, ", B = ", batch,
+  require(steps <= kMax / batch && steps * batch <= kMax / width, "vulkan recurrent layer: T = ", steps, ", B = ", batch,
           " and width ", width, " exceed 32-bit indexing");
 }
 
@@ -92,7 +90,7 @@ void check_indexing(int64_t steps, int64_t batch, int64_t width) {
 void check_grid(const Device::Impl& d, int64_t hidden, int64_t batch, const StepShape& shape) {
   const int64_t groups_x = (hidden + shape.units - 1) / shape.units, groups_y = (batch + shape.batch - 1) / shape.batch;
   require(groups_x <= d.limits.maxComputeWorkGroupCount[0] && groups_y <= d.limits.maxComputeWorkGroupCount[1],
-          "vulkan LSTM: H = ", hidden, ", B = ", batch, " need ", groups_x, " x ", groups_y,
+          "vulkan recurrent layer: H = ", hidden, ", B = ", batch, " need ", groups_x, " x ", groups_y,
           " workgroups per step, more than the device allows");
 }
 
@@ -111,17 +109,17 @@ struct BufferArg {
 void check_buffers(const Device::Impl& device, std::initializer_list<BufferArg> args) {
   for (const BufferArg& arg : args) {
     if (arg.buffer == nullptr) {
-      require(arg.optional, "vulkan LSTM: ", arg.name, " is null");
+      require(arg.optional, "vulkan recurrent layer: ", arg.name, " is null");
       continue;
     }
-    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan LSTM: ", arg.name, " holds ",
+    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan recurrent layer: ", arg.name, " holds ",
             arg.buffer->size(), " floats, expected ", arg.size);
-    require(arg.buffer->impl().device == &device, "vulkan LSTM: ", arg.name, " belongs to another device");
+    require(arg.buffer->impl().device == &device, "vulkan recurrent layer: ", arg.name, " belongs to another device");
   }
   for (const BufferArg& out : args) {
     if (!out.written || out.buffer == nullptr) continue;
     for (const BufferArg& other : args) {
-      require(&other == &out || other.buffer != out.buffer, "vulkan LSTM: ", out.name, " and ", other.name,
+      require(&other == &out || other.buffer != out.buffer, "vulkan recurrent layer: ", out.name, " and ", other.name,
               " are the same buffer; outputs must not share a buffer with any other argument");
     }
   }
@@ -155,36 +153,54 @@ void download_optional(const std::shared_ptr<Buffer>& buffer, const View& view) 
 
 }  // namespace
 
-struct LstmLayer::Impl {
-  // Parameters: PyTorch layout, plus the transposes backward reads row-wise
-  // and the summed bias. shared_ptr: recorded work keeps them alive.
-  std::shared_ptr<Buffer> w_ih, w_hh, w_ih_t, w_hh_t, bias, one;
-  // Scratch: inference gates (T, B, 4H), its cell state (B, H), backward's
-  // gate gradients (T, B, 4H) and dc (B, H).
-  std::shared_ptr<Buffer> pre, cell_state, dgates, dc;
+struct RecurrentLayer::Impl {
+  // Parameters: PyTorch layout, plus the transposes backward reads row-wise,
+  // the bias the input projection adds (b_ih + b_hh; the GRU's b_ih alone)
+  // and the GRU's b_hh. shared_ptr: recorded work keeps them alive.
+  std::shared_ptr<Buffer> w_ih, w_hh, w_ih_t, w_hh_t, bias, hidden_bias, one;
+  // Scratch: inference gates (T, B, G·H), the LSTM's cell state (B, H),
+  // backward's gate gradients (T, B, G·H; the GRU's hidden side too) and
+  // the carried gradient (B, H).
+  std::shared_ptr<Buffer> pre, cell_state, dgates, dgates_hidden, carry;
 };
 
-LstmLayer::LstmLayer(Device& device, int64_t input_size, int64_t hidden_size)
-    : device_(device), input_size_(input_size), hidden_size_(hidden_size), impl_(std::make_unique<Impl>()) {
-  require(input_size > 0, "LSTM input_size must be positive, got ", input_size);
-  require(hidden_size > 0, "LSTM hidden_size must be positive, got ", hidden_size);
+namespace {
+
+// The cell as the step shaders' CELL specialization constant.
+uint32_t cell_constant(CellKind cell) {
+  switch (cell) {
+    case CellKind::kLstm: return 0;
+    case CellKind::kGru: return 1;
+    case CellKind::kRnnTanh: return 2;
+    case CellKind::kRnnRelu: return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+RecurrentLayer::RecurrentLayer(Device& device, CellKind cell, int64_t input_size, int64_t hidden_size)
+    : device_(device), cell_(cell), input_size_(input_size), hidden_size_(hidden_size), impl_(std::make_unique<Impl>()) {
+  require(input_size > 0, to_string(cell), " input_size must be positive, got ", input_size);
+  require(hidden_size > 0, to_string(cell), " hidden_size must be positive, got ", hidden_size);
   impl_->one = std::make_shared<Buffer>(device, 1);
   const float one = 1.0f;
   impl_->one->upload({&one, 1});
 }
 
-LstmLayer::~LstmLayer() = default;
+RecurrentLayer::~RecurrentLayer() = default;
 
-void LstmLayer::set_parameters(const LstmParams& params) {
-  seqk::detail::check_recurrent_params(params, {CellKind::kLstm, input_size_, hidden_size_});
-  const int64_t gates = kGates * hidden_size_, d = input_size_, h = hidden_size_;
+void RecurrentLayer::set_parameters(const RecurrentParams& params) {
+  seqk::detail::check_recurrent_params(params, {cell_, input_size_, hidden_size_});
+  const int64_t gates = gates_per_unit(cell_) * hidden_size_, d = input_size_, h = hidden_size_;
   std::vector<float> w_ih_t(static_cast<std::size_t>(gates * d)), w_hh_t(static_cast<std::size_t>(gates * h));
   for (int64_t r = 0; r < gates; ++r) {
     for (int64_t k = 0; k < d; ++k) w_ih_t[k * gates + r] = params.w_ih.data()[r * d + k];
     for (int64_t k = 0; k < h; ++k) w_hh_t[k * gates + r] = params.w_hh.data()[r * h + k];
   }
+  const bool gru = cell_ == CellKind::kGru;
   std::vector<float> bias(static_cast<std::size_t>(gates));
-  for (int64_t r = 0; r < gates; ++r) bias[r] = params.b_ih.data()[r] + params.b_hh.data()[r];
+  for (int64_t r = 0; r < gates; ++r) bias[r] = params.b_ih.data()[r] + (gru ? 0.0f : params.b_hh.data()[r]);
 
   // Fresh buffers (work recorded earlier keeps the old ones alive).
   auto make = [&](std::span<const float> values) {
@@ -198,23 +214,28 @@ void LstmLayer::set_parameters(const LstmParams& params) {
   next.w_ih_t = make(w_ih_t);
   next.w_hh_t = make(w_hh_t);
   next.bias = make(bias);
+  next.hidden_bias = gru ? make({params.b_hh.data(), static_cast<std::size_t>(gates)}) : nullptr;
   *impl_ = std::move(next);
 }
 
-void LstmLayer::record_forward(Stream& stream, const LstmForwardBuffers& args) {
+void RecurrentLayer::record_forward(Stream& stream, const RecurrentForwardBuffers& args) {
   record_forward_impl(stream, args, nullptr);
 }
 
-void LstmLayer::record_forward(Stream& stream, const LstmForwardBuffers& args, LstmSaved& saved) {
+void RecurrentLayer::record_forward(Stream& stream, const RecurrentForwardBuffers& args, RecurrentSaved& saved) {
   record_forward_impl(stream, args, &saved);
 }
 
-void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& args, LstmSaved* saved) {
+void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardBuffers& args, RecurrentSaved* saved) {
   Impl& p = *impl_;
-  require(p.w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
-  require(&stream.device() == &device_, "vulkan LSTM: the stream belongs to another device");
-  const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_, gates = kGates * h;
-  require(steps > 0 && batch > 0, "vulkan LSTM: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(p.w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
+  require(&stream.device() == &device_, "vulkan recurrent layer: the stream belongs to another device");
+  const bool lstm = cell_ == CellKind::kLstm, gru = cell_ == CellKind::kGru;
+  const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_;
+  const int64_t gates = gates_per_unit(cell_) * h;
+  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(lstm || (args.c0 == nullptr && args.c_n == nullptr), "c0 / c_n given, but a ", to_string(cell_),
+          " layer has no cell state (only the LSTM has)");
   check_indexing(steps, batch, std::max(gates, d));
   check_buffers(device_.impl(), {{"x", args.x, steps * batch * d, false, false},
                                  {"y", args.y, steps * batch * h, false, true},
@@ -223,27 +244,32 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
                                  {"h_n", args.h_n, batch * h, true, true},
                                  {"c_n", args.c_n, batch * h, true, true}});
   Device::Impl& dev = device_.impl();
-  const StepShape shape = step_shape(dev, h, h, 1, batch, "forward step");
+  const uint64_t slots = gates_per_unit(cell_) == 1 ? 1 : 4;
+  const StepShape shape = step_shape(dev, h, h, 1, slots, batch, "forward step");
   check_grid(dev, h, batch, shape);
 
   // Training writes the activated gates over the pre-activations, in place,
-  // and keeps every c_t; inference keeps one c. `saved` changes only once
-  // everything is recorded.
+  // and keeps per step the LSTM's c_t or the GRU's hidden side of n;
+  // inference keeps the LSTM's one c. `saved` changes only once everything
+  // is recorded.
+  const bool per_step = lstm || gru;
   std::shared_ptr<Buffer> pre, cells;
   if (saved) {
-    const bool reuse = saved->gates_ && saved->gates_->impl().device == &dev &&
+    const bool reuse = saved->gates_ && saved->gates_->impl().device == &dev && saved->cell_ == cell_ &&
                        static_cast<int64_t>(saved->gates_->size()) == steps * batch * gates &&
-                       static_cast<int64_t>(saved->cells_->size()) == steps * batch * h;
+                       (!per_step || static_cast<int64_t>(saved->cells_->size()) == steps * batch * h);
     pre = reuse ? saved->gates_ : std::make_shared<Buffer>(device_, steps * batch * gates);
-    cells = reuse ? saved->cells_ : std::make_shared<Buffer>(device_, steps * batch * h);
+    if (per_step) cells = reuse ? saved->cells_ : std::make_shared<Buffer>(device_, steps * batch * h);
     detail::retain(stream, pre);
-    detail::retain(stream, cells);
+    if (cells) detail::retain(stream, cells);
   } else {
     pre = scratch(device_, stream, p.pre, steps * batch * gates);
-    cells = args.c_n ? nullptr : scratch(device_, stream, p.cell_state, batch * h);
+    if (lstm && !args.c_n) cells = scratch(device_, stream, p.cell_state, batch * h);
   }
-  Buffer& cell_out = cells ? *cells : *args.c_n;
+  const Buffer* unused = p.w_hh.get();  // bound where a binding is not read
+  Buffer& cell_out = cells ? *cells : args.c_n ? *args.c_n : *pre;  // GRU inference, RNN: never written
   for (const auto& param : {p.w_ih, p.w_hh, p.bias}) detail::retain(stream, param);
+  if (gru) detail::retain(stream, p.hidden_bias);
 
   detail::gemm_strided(stream, {args.x, 0, d, 1}, {p.w_ih.get(), 0, d, 1}, *pre, 0, gates, steps * batch, gates, d,
                        p.bias.get(), false);
@@ -253,14 +279,13 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
     uint32_t pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
     uint32_t flags;
   };
-  detail::Kernel& kernel = dev.kernel("lstm_forward_step", 7, 0b1110000, sizeof(Push));
-  const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
+  detail::Kernel& kernel = dev.kernel("recurrent_forward_step", 8, 0b1110000, sizeof(Push));
+  const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch, cell_constant(cell_)};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
-  const Buffer* unused = p.w_hh.get();  // bound where a binding is not read
   for (int64_t t = 0; t < steps; ++t) {
     const bool first = t == 0;
     const Buffer* h_prev = first ? (args.h0 ? args.h0 : unused) : args.y;
-    const Buffer* c_prev = first ? (args.c0 ? args.c0 : unused) : &cell_out;
+    const Buffer* c_prev = lstm && !first ? &cell_out : (args.c0 ? args.c0 : unused);
     const Push push{u32(h),
                     u32(batch),
                     u32(t * batch * gates),
@@ -270,12 +295,14 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
                     u32(saved ? t * batch * h : 0),
                     u32(t * batch * gates),
                     (first && !args.h0 ? 1u : 0u) | (first && !args.c0 ? 2u : 0u) | (saved ? 4u : 0u)};
-    const Buffer* buffers[] = {p.w_hh.get(), pre.get(), h_prev, c_prev, args.y, &cell_out, pre.get()};
+    const Buffer* buffers[] = {p.w_hh.get(), pre.get(),  h_prev, c_prev, args.y, &cell_out, pre.get(),
+                               gru ? p.hidden_bias.get() : unused};
     detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
   }
   if (args.h_n) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
   if (args.c_n && saved) detail::copy(stream, cell_out, (steps - 1) * batch * h, *args.c_n, 0, batch * h);
   if (saved) {
+    saved->cell_ = cell_;
     saved->steps_ = steps;
     saved->batch_ = batch;
     saved->input_size_ = d;
@@ -285,19 +312,24 @@ void LstmLayer::record_forward_impl(Stream& stream, const LstmForwardBuffers& ar
   }
 }
 
-void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args, const LstmSaved& saved,
-                                const LstmGradBuffers& grads) {
+void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuffers& args, const RecurrentSaved& saved,
+                                     const RecurrentGradBuffers& grads) {
   Impl& p = *impl_;
-  require(p.w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
-  require(&stream.device() == &device_, "vulkan LSTM: the stream belongs to another device");
-  const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_, gates = kGates * h;
-  require(steps > 0 && batch > 0, "vulkan LSTM: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(p.w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
+  require(&stream.device() == &device_, "vulkan recurrent layer: the stream belongs to another device");
+  const bool lstm = cell_ == CellKind::kLstm, gru = cell_ == CellKind::kGru;
+  const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_;
+  const int64_t gates = gates_per_unit(cell_) * h;
+  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
   require(saved.gates_ != nullptr, "saved is empty: run the training forward (with LstmSaved) first");
   require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
           ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
-  require(saved.input_size_ == d && saved.hidden_size_ == h, "saved comes from a layer with D = ", saved.input_size_,
-          ", H = ", saved.hidden_size_, ", but this layer has D = ", d, ", H = ", h);
-  require(saved.gates_->impl().device == &device_.impl(), "vulkan LSTM: saved belongs to another device");
+  require(saved.cell_ == cell_ && saved.input_size_ == d && saved.hidden_size_ == h, "saved comes from a ",
+          to_string(saved.cell_), " layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_,
+          ", but this is a ", to_string(cell_), " layer with D = ", d, ", H = ", h);
+  require(saved.gates_->impl().device == &device_.impl(), "vulkan recurrent layer: saved belongs to another device");
+  require(lstm || (args.c0 == nullptr && args.dc_n == nullptr && args.dc0 == nullptr), "c0 / dc_n / dc0 given, but a ",
+          to_string(cell_), " layer has no cell state (only the LSTM has)");
   check_indexing(steps, batch, std::max(gates, d));
   check_buffers(device_.impl(), {{"x", args.x, steps * batch * d, false, false},
                                  {"y", args.y, steps * batch * h, false, false},
@@ -314,32 +346,43 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
                                  {"grads.b_ih", grads.b_ih, gates, false, true},
                                  {"grads.b_hh", grads.b_hh, gates, false, true}});
   Device::Impl& dev = device_.impl();
-  const StepShape shape = step_shape(dev, h, gates, 4, batch, "backward step");
+  const StepShape shape = step_shape(dev, h, gates, 4, 4, batch, "backward step");
   check_grid(dev, h, batch, shape);
 
+  // The GRU's input and hidden sides of the gate gradients differ (in n).
   const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, steps * batch * gates);
-  const std::shared_ptr<Buffer> dc_scratch = args.dc0 ? nullptr : scratch(device_, stream, p.dc, batch * h);
-  Buffer& dc = args.dc0 ? *args.dc0 : *dc_scratch;
-  for (const auto& kept : {p.w_ih_t, p.w_hh_t, p.one, saved.gates_, saved.cells_}) detail::retain(stream, kept);
+  const std::shared_ptr<Buffer> dgates_hidden =
+      gru ? scratch(device_, stream, p.dgates_hidden, steps * batch * gates) : dgates;
+  // The carried gradient: the LSTM's dc (straight into dc0 where wanted),
+  // the GRU's dh·z; the RNN carries nothing but gets a buffer to bind.
+  const std::shared_ptr<Buffer> carry_scratch = lstm && args.dc0 ? nullptr : scratch(device_, stream, p.carry, batch * h);
+  Buffer& carry = lstm && args.dc0 ? *args.dc0 : *carry_scratch;
+  const Buffer* unused = p.w_hh_t.get();
+  for (const auto& kept : {p.w_ih_t, p.w_hh_t, p.one, saved.gates_}) detail::retain(stream, kept);
+  if (saved.cells_) detail::retain(stream, saved.cells_);
+  const Buffer* cells = saved.cells_ ? saved.cells_.get() : unused;
 
-  // dc_T = dc_n; the scratch may be larger than (B, H): only its start is used.
+  // The carry at the last step: dc_n, or zero; the scratch may be larger
+  // than (B, H): only its start is used.
   if (args.dc_n) {
-    detail::copy(stream, *args.dc_n, 0, dc, 0, batch * h);
+    detail::copy(stream, *args.dc_n, 0, carry, 0, batch * h);
   } else {
-    detail::fill(stream, dc, 0.0f);
+    detail::fill(stream, carry, 0.0f);
   }
 
   struct Push {
     uint32_t hidden, batch;
-    uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, c_prev_offset;
+    uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, prev_offset;
     uint32_t flags;
   };
-  detail::Kernel& kernel = dev.kernel("lstm_backward_step", 9, 0b10010, sizeof(Push));
-  const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch};
+  detail::Kernel& kernel = dev.kernel("recurrent_backward_step", 10, 0b1000010010, sizeof(Push));
+  const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch, cell_constant(cell_)};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
-  const Buffer* unused = p.w_hh_t.get();
   for (int64_t t = steps - 1; t >= 0; --t) {
     const bool last = t == steps - 1, first = t == 0;
+    // The previous state the cell's backward needs: the LSTM's c, the GRU's h.
+    const Buffer* initial = lstm ? args.c0 : gru ? args.h0 : nullptr;
+    const Buffer* prev = first ? (initial ? initial : unused) : lstm ? cells : gru ? args.y : unused;
     const Push push{u32(h),
                     u32(batch),
                     u32(last ? 0 : (t + 1) * batch * gates),
@@ -348,47 +391,60 @@ void LstmLayer::record_backward(Stream& stream, const LstmBackwardBuffers& args,
                     u32(t * batch * gates),
                     u32(t * batch * h),
                     u32(first ? 0 : (t - 1) * batch * h),
-                    (last ? 1u : 0u) | (last && args.dh_n ? 2u : 0u) | (first && !args.c0 ? 4u : 0u)};
-    const Buffer* c_prev = first ? (args.c0 ? args.c0 : unused) : saved.cells_.get();
-    const Buffer* buffers[] = {p.w_hh_t.get(),      dgates.get(),       args.dy, args.dh_n ? args.dh_n : unused, &dc,
-                               saved.gates_.get(), saved.cells_.get(), c_prev,  dgates.get()};
+                    (last ? 1u : 0u) | (last && args.dh_n ? 2u : 0u) | (first && !initial ? 4u : 0u)};
+    const Buffer* buffers[] = {p.w_hh_t.get(), dgates.get(), args.dy, args.dh_n ? args.dh_n : unused, &carry,
+                               saved.gates_.get(), cells, prev, dgates_hidden.get(), dgates_hidden.get()};
     detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
   }
 
-  const Operand dg{dgates.get(), 0, gates, 1};              // (T·B, 4H)
-  const Operand dg_t{dgates.get(), 0, 1, gates};            // (4H, T·B)
-  if (args.dh0) detail::gemm_strided(stream, dg, {p.w_hh_t.get(), 0, gates, 1}, *args.dh0, 0, h, batch, h, gates, nullptr, false);
+  const Operand dg_in{dgates.get(), 0, gates, 1};              // (T·B, G·H)
+  const Operand dg_in_t{dgates.get(), 0, 1, gates};            // (G·H, T·B)
+  const Operand dg_hid_t{dgates_hidden.get(), 0, 1, gates};    // (G·H, T·B)
+  if (args.dh0) {
+    // The GRU's h0 also reaches h_1 directly, through z: the carry.
+    if (gru) detail::copy(stream, carry, 0, *args.dh0, 0, batch * h);
+    detail::gemm_strided(stream, {dgates_hidden.get(), 0, gates, 1}, {p.w_hh_t.get(), 0, gates, 1}, *args.dh0, 0, h,
+                         batch, h, gates, nullptr, gru);
+  }
   if (args.dx) {
-    detail::gemm_strided(stream, dg, {p.w_ih_t.get(), 0, gates, 1}, *args.dx, 0, d, steps * batch, d, gates, nullptr,
+    detail::gemm_strided(stream, dg_in, {p.w_ih_t.get(), 0, gates, 1}, *args.dx, 0, d, steps * batch, d, gates, nullptr,
                          false);
   }
-  detail::gemm_strided(stream, dg_t, {args.x, 0, 1, d}, *grads.w_ih, 0, d, gates, d, steps * batch, nullptr, false);
-  // dW_hh = Σ_t dG_tᵀ·h_{t-1}: h_{t-1} is y_{t-1}, and h0 for the first step.
+  detail::gemm_strided(stream, dg_in_t, {args.x, 0, 1, d}, *grads.w_ih, 0, d, gates, d, steps * batch, nullptr, false);
+  // dW_hh = Σ_t dG_tᵀ·h_{t-1} (hidden side): h_{t-1} is y_{t-1}, and h0 for the first step.
   if (steps > 1) {
-    detail::gemm_strided(stream, {dgates.get(), batch * gates, 1, gates}, {args.y, 0, 1, h}, *grads.w_hh, 0, h, gates,
-                         h, (steps - 1) * batch, nullptr, false);
+    detail::gemm_strided(stream, {dgates_hidden.get(), batch * gates, 1, gates}, {args.y, 0, 1, h}, *grads.w_hh, 0, h,
+                         gates, h, (steps - 1) * batch, nullptr, false);
   }
   if (args.h0) {
-    detail::gemm_strided(stream, dg_t, {args.h0, 0, 1, h}, *grads.w_hh, 0, h, gates, h, batch, nullptr, steps > 1);
+    detail::gemm_strided(stream, dg_hid_t, {args.h0, 0, 1, h}, *grads.w_hh, 0, h, gates, h, batch, nullptr, steps > 1);
   } else if (steps == 1) {
     detail::fill(stream, *grads.w_hh, 0.0f);
   }
-  // Both bias gradients are the gate gradients summed over steps and batch.
-  // As a (1, 4H) row: the long K loop then runs in 4H / 16 workgroups.
-  detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, {dgates.get(), 0, 1, gates}, *grads.b_ih, 0, gates, 1, gates,
-                       steps * batch, nullptr, false, {16, 2, 16});
-  detail::copy(stream, *grads.b_ih, 0, *grads.b_hh, 0, gates);
+  // The bias gradients are the gate gradients summed over steps and batch,
+  // as (1, G·H) rows: the long K loop then runs in G·H / 16 workgroups.
+  detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, dg_in_t, *grads.b_ih, 0, gates, 1, gates, steps * batch,
+                       nullptr, false, {16, 2, 16});
+  if (gru) {
+    detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, dg_hid_t, *grads.b_hh, 0, gates, 1, gates, steps * batch,
+                         nullptr, false, {16, 2, 16});
+  } else {
+    detail::copy(stream, *grads.b_ih, 0, *grads.b_hh, 0, gates);
+  }
 }
 
-void LstmLayer::forward(const LstmForwardArgs& args) { forward_from_host(args, nullptr); }
+void RecurrentLayer::forward(const RecurrentForwardArgs& args) { forward_from_host(args, nullptr); }
 
-void LstmLayer::forward(const LstmForwardArgs& args, LstmSaved& saved) { forward_from_host(args, &saved); }
+void RecurrentLayer::forward(const RecurrentForwardArgs& args, RecurrentSaved& saved) {
+  forward_from_host(args, &saved);
+}
 
-void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved) {
-  require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+void RecurrentLayer::forward_from_host(const RecurrentForwardArgs& args, RecurrentSaved* saved) {
+  require(impl_->w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
   require(args.lengths.empty() && args.batch_sizes.empty(),
-          "vulkan LSTM: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so far");
-  seqk::detail::check_recurrent_forward(args, {CellKind::kLstm, input_size_, hidden_size_});
+          "vulkan recurrent layer: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so "
+          "far");
+  seqk::detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   auto x = upload(device_, args.x), h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
   auto y = std::make_shared<Buffer>(device_, args.y.numel());
@@ -401,13 +457,15 @@ void LstmLayer::forward_from_host(const LstmForwardArgs& args, LstmSaved* saved)
   download_optional(c_n, args.c_n);
 }
 
-void LstmLayer::backward(const LstmBackwardArgs& args, const LstmSaved& saved, const LstmGrads& grads) {
-  require(impl_->w_ih != nullptr, "LSTM parameters are not set (call set_parameters first)");
+void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const RecurrentSaved& saved,
+                              const RecurrentGrads& grads) {
+  require(impl_->w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
   require(args.lengths.empty() && args.batch_sizes.empty(),
-          "vulkan LSTM: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so far");
-  seqk::detail::check_recurrent_backward(args, grads, {CellKind::kLstm, input_size_, hidden_size_},
+          "vulkan recurrent layer: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so "
+          "far");
+  seqk::detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
                                          saved.gates_ ? saved.steps_ : 0, saved.batch_,
-                                         {CellKind::kLstm, saved.input_size_, saved.hidden_size_});
+                                         {saved.cell_, saved.input_size_, saved.hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   auto x = upload(device_, args.x), y = upload(device_, args.y), dy = upload(device_, args.dy);
   auto h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
