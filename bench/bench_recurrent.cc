@@ -129,7 +129,9 @@ void bench_seqk_stack(benchmark::State& state, seqk::CellKind cell, Stacking sta
   const int64_t out = stack.output_size();
   const std::vector<float> x = uniform_random(T * B * D, 1.0f, 5), dy = uniform_random(T * B * out, 1.0f, 6);
   std::vector<float> y(T * B * out), dx(T * B * D);
-  seqk::RecurrentForwardArgs forward{{x.data(), {T, B, D}}, {y.data(), {T, B, out}}};
+  seqk::RecurrentForwardArgs forward;
+  forward.x = {x.data(), {T, B, D}};
+  forward.y = {y.data(), {T, B, out}};
   seqk::RecurrentBackwardArgs backward;
   backward.x = forward.x;
   backward.y = forward.y;
