@@ -305,7 +305,9 @@ Analytic run_backward_on(Layer& layer, const GradProblem& g, const GradCase& c, 
 inline void expect_gradients_close(const Analytic& a, const FdGradients& fd, bool with_state) {
   if (with_state) {
     EXPECT_TRUE(close_gradient("dh0", a.dh0, fd.h0));
-    if (!fd.c0.empty()) EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+    if (!fd.c0.empty()) {
+      EXPECT_TRUE(close_gradient("dc0", a.dc0, fd.c0));
+    }
   }
   EXPECT_TRUE(close_gradient("dw_ih", a.dw_ih, fd.w_ih));
   EXPECT_TRUE(close_gradient("dw_hh", a.dw_hh, fd.w_hh));

@@ -220,11 +220,15 @@ TEST(RecurrentStack, TwoBidirectionalLayersMatchReferenceAndFiniteDifferences) {
     const double tol = 8.0 * 1.2e-7 * std::sqrt(double(2 * p.H + p.H + 2)) * p.T * p.L;
     EXPECT_TRUE(close_values("y", got.y, want.y, tol));
     EXPECT_TRUE(close_values("h_n", got.h_n, want.h_n, tol));
-    if (!want.c_n.empty()) EXPECT_TRUE(close_values("c_n", got.c_n, want.c_n, tol));
+    if (!want.c_n.empty()) {
+      EXPECT_TRUE(close_values("c_n", got.c_n, want.c_n, tol));
+    }
 
     EXPECT_TRUE(close_grad("dx", got.dx, stack_fd(p, &p.x)));
     EXPECT_TRUE(close_grad("dh0", got.dh0, stack_fd(p, &p.h0)));
-    if (!p.c0.empty()) EXPECT_TRUE(close_grad("dc0", got.dc0, stack_fd(p, &p.c0)));
+    if (!p.c0.empty()) {
+      EXPECT_TRUE(close_grad("dc0", got.dc0, stack_fd(p, &p.c0)));
+    }
     for (std::size_t i = 0; i < p.params.size(); ++i) {
       SCOPED_TRACE(testing::Message() << "layer " << i / 2 << (i % 2 ? " reverse" : " forward"));
       EXPECT_TRUE(close_grad("dw_ih", got.dw_ih[i], stack_fd(p, &p.params[i].w_ih)));

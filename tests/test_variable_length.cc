@@ -153,10 +153,16 @@ void expect_same(const Result& got, const Result& want, bool has_c) {
     close("c_n", got.c_n, want.c_n);
     close("dc0", got.dc0, want.dc0);
   }
-  for (std::size_t i = 0; i < want.y.size(); ++i)
-    if (want.y[i] == 0.0f) ASSERT_EQ(got.y[i], 0.0f) << "y at padded index " << i;
-  for (std::size_t i = 0; i < want.dx.size(); ++i)
-    if (want.dx[i] == 0.0f) ASSERT_EQ(got.dx[i], 0.0f) << "dx at padded index " << i;
+  for (std::size_t i = 0; i < want.y.size(); ++i) {
+    if (want.y[i] == 0.0f) {
+      ASSERT_EQ(got.y[i], 0.0f) << "y at padded index " << i;
+    }
+  }
+  for (std::size_t i = 0; i < want.dx.size(); ++i) {
+    if (want.dx[i] == 0.0f) {
+      ASSERT_EQ(got.dx[i], 0.0f) << "dx at padded index " << i;
+    }
+  }
 }
 
 constexpr CellKind kCells[] = {CellKind::kLstm, CellKind::kGru, CellKind::kRnnTanh};

@@ -115,8 +115,8 @@ TEST_F(VulkanRecurrent, StackedLayersStayOnTheDevice) {
   std::vector<float> dw_ih1(4 * H1 * D), dw_hh1(4 * H1 * H1), db_ih1(4 * H1), db_hh1(4 * H1);
   std::vector<float> dw_ih2(4 * H2 * H1), dw_hh2(4 * H2 * H2), db_ih2(4 * H2), db_hh2(4 * H2);
   seqk::LstmSaved saved1, saved2;
-  cpu1.forward({p1.x_view(), View(y1.data(), {T, B, H1}), p1.h0_view(), p1.c0_view(), {}, {}}, saved1);
-  cpu2.forward({ConstView(y1.data(), {T, B, H1}), View(y2.data(), {T, B, H2}), {}, {}, {}, {}}, saved2);
+  cpu1.forward({p1.x_view(), View(y1.data(), {T, B, H1}), p1.h0_view(), p1.c0_view(), {}, {}, {}, {}}, saved1);
+  cpu2.forward({ConstView(y1.data(), {T, B, H1}), View(y2.data(), {T, B, H2}), {}, {}, {}, {}, {}, {}}, saved2);
   LstmBackwardArgs back2;
   back2.x = ConstView(y1.data(), {T, B, H1});
   back2.y = ConstView(y2.data(), {T, B, H2});
@@ -193,13 +193,17 @@ TEST_F(VulkanRecurrent, LargeHiddenMatchesCpu) {
         {"dx", &Analytic::dx},       {"dh0", &Analytic::dh0},     {"dw_ih", &Analytic::dw_ih},
         {"dw_hh", &Analytic::dw_hh}, {"db_ih", &Analytic::db_ih}, {"db_hh", &Analytic::db_hh}};
     for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
-    if (g.p.has_c()) EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
+    if (g.p.has_c()) {
+      EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
+    }
 
     Outputs cpu_out(g.p), gpu_out(g.p);
     cpu.forward(cpu_out.args(g.p));
     gpu.forward(gpu_out.args(g.p));
     EXPECT_TRUE(close_forward("y", gpu_out.y, to_double(cpu_out.y), g.p));
-    if (g.p.has_c()) EXPECT_TRUE(close_forward("c_n", gpu_out.c_n, to_double(cpu_out.c_n), g.p));
+    if (g.p.has_c()) {
+      EXPECT_TRUE(close_forward("c_n", gpu_out.c_n, to_double(cpu_out.c_n), g.p));
+    }
   }
 }
 

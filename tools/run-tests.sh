@@ -21,6 +21,9 @@ if [[ ${SEQK_SANITIZE:-0} == 1 ]]; then
   # UBSan only reports by default; make any finding fail the test.
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
   export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_stack_use_after_return=1}
+  # The Khronos validation layer (with synchronization validation) leaks at
+  # exit; its allocations are not ours.
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
   test_options=(--timeout-multiplier 4)
 else
   builddir=build

@@ -173,7 +173,7 @@ void RecurrentLayer::run_forward(const RecurrentForwardArgs& args, const detail:
     // LSTM: c before the run; GRU and RNN: unused.
     const float* c_prev = !saved_cells || t0 == 0 ? c0.data() : saved_cells + shape.offsets[t0 - 1] * padded;
     float* cells = saved_cells ? saved_cells + row0 * padded : c0.data();
-    detail::run_recurrent_forward_steps({cell_, t1 - t0, batch, hidden, padded, run.layout, &w_hh_packed_, gates,
+    detail::run_recurrent_forward_steps({cell_, t1 - t0, hidden, padded, run.layout, &w_hh_packed_, gates,
                                          save, hidden_gates.data(), hidden_bias_.data(), h_prev, c_prev, cells,
                                          args.y.data() + row0 * hidden, pool});
   }
@@ -246,7 +246,7 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     float* dg_hidden = gru ? dgates_hidden[which].data() : dg;
     const int64_t before = t0 == 0 ? 0 : shape.offsets[t0 - 1];  // row of the step before the run
     detail::run_recurrent_backward_steps(
-        {cell_, t1 - t0, batch, hidden, padded, run.layout, &w_hh_t_packed_, saved.gates_.data() + row0 * gate_cols,
+        {cell_, t1 - t0, hidden, padded, run.layout, &w_hh_t_packed_, saved.gates_.data() + row0 * gate_cols,
          cells_at(row0), t0 == 0 ? c0.data() : cells_at(before), t0 == 0 ? h0 : args.y.data() + before * hidden,
          args.y.data() + row0 * hidden, args.dy.data() + row0 * hidden, dgates_after,
          args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, pool});

@@ -50,7 +50,7 @@ bool LastStep(const detail::StepRows& layout, size_t steps, size_t t, size_t b) 
 template <CellKind kCell>
 void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
   constexpr size_t kGates = gates_per_unit(kCell);
-  const size_t batch = s.batch, hidden = s.hidden, padded = s.padded_hidden;
+  const size_t hidden = s.hidden, padded = s.padded_hidden;
   const size_t gate_cols = kGates * padded;
   const size_t blocks = padded / kUnits;
   s.pool->run([&](int thread_index, int num_threads) {
@@ -106,7 +106,7 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
 template <CellKind kCell>
 void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
   constexpr size_t kGates = gates_per_unit(kCell);
-  const size_t batch = s.batch, hidden = s.hidden, padded = s.padded_hidden;
+  const size_t hidden = s.hidden, padded = s.padded_hidden;
   const size_t gate_cols = kGates * padded;
   const size_t blocks = padded / kUnits;
   s.pool->run([&](int thread_index, int num_threads) {

@@ -39,7 +39,7 @@ struct StepRows {
 // A run of consecutive time steps (a chunk of the sequence or all of it).
 struct RecurrentForwardSteps {
   CellKind cell;
-  int64_t steps, batch, hidden, padded_hidden;
+  int64_t steps, hidden, padded_hidden;
   StepRows layout;
   const PackedMatrix* w_hh;  // (G·Hp, H), blocked rows
   // (rows, G·Hp): the input projection on entry, plus both biases except
@@ -63,7 +63,7 @@ struct RecurrentForwardSteps {
 // A run of consecutive time steps, processed from the last to the first.
 struct RecurrentBackwardSteps {
   CellKind cell;
-  int64_t steps, batch, hidden, padded_hidden;
+  int64_t steps, hidden, padded_hidden;
   StepRows layout;
   const PackedMatrix* w_hh_t;  // (H, G·Hp): W_hh transposed, blocked columns
   const float* gates;          // (rows, G·Hp) activated, from the training forward
