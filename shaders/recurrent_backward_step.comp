@@ -41,11 +41,14 @@ layout(std430, set = 0, binding = 4) buffer Carry { float carry[]; };           
 layout(std430, set = 0, binding = 5) readonly buffer Gates { float gates[]; };       // activated, (T, B, G·H)
 layout(std430, set = 0, binding = 6) readonly buffer Cells { float cells[]; };       // LSTM c_t; GRU hidden side of n
 layout(std430, set = 0, binding = 7) readonly buffer Prev { float prev[]; };         // LSTM c_{t-1}, GRU h_{t-1}
+layout(std430, set = 0, binding = 10) readonly buffer Lengths { float lengths[]; };  // padded sequences: (B)
 
 layout(push_constant) uniform Step {
   uint hidden, batch;
   uint dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, prev_offset;
-  uint flags;  // 1: no step after this one (dG_{t+1} = 0); 2: add dh_n; 4: the previous state is 0
+  uint flags;  // 1: no step after this one (dG_{t+1} = 0); 2: dh_n is given; 4: the previous state is 0;
+               // 8: padded sequences: steps at or past a length are masked, dh_n enters at the length's last step
+  uint step;   // t
 } p;
 
 void main() {
@@ -85,8 +88,20 @@ void main() {
     const uint u = unit0 + cell % UNITS;
     const uint b = batch0 + cell / UNITS;
     if (u >= H || b >= p.batch) continue;
+    const bool padded = (p.flags & 8u) != 0;
+    if (padded && float(p.step) >= lengths[b]) {
+      // Past the sequence's end nothing flowed forward; the carried
+      // gradient passes through to its last step untouched.
+      const uint grad = p.dgates_offset + b * GATES * H + u;
+      for (uint gate = 0; gate < GATES; ++gate) {
+        dgates[grad + gate * H] = 0.0;
+        if (CELL == 1) dgates_hidden[grad + gate * H] = 0.0;
+      }
+      continue;
+    }
+    const bool sequence_ends = padded ? float(p.step + 1) == lengths[b] : (p.flags & 1u) != 0;
     float dh = dy[p.dy_offset + b * H + u];
-    if ((p.flags & 2u) != 0) dh += dh_n[b * H + u];
+    if ((p.flags & 2u) != 0 && sequence_ends) dh += dh_n[b * H + u];
     dh += reduced_sum(cell % UNITS / 4, cell % UNITS % 4 * BATCH + cell / UNITS);
 
     const uint base = p.gates_offset + b * GATES * H + u, state = b * H + u;

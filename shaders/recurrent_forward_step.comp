@@ -39,11 +39,17 @@ layout(std430, set = 0, binding = 4) writeonly buffer Y { float y[]; };         
 layout(std430, set = 0, binding = 5) writeonly buffer Cells { float cells[]; };    // LSTM c_t; GRU hidden side of n
 layout(std430, set = 0, binding = 6) writeonly buffer Gates { float gates[]; };    // activated, (T, B, G·H)
 layout(std430, set = 0, binding = 7) readonly buffer HiddenBias { float b_hh[]; };  // GRU: (G·H)
+// Padded sequences (flag 8): each sequence's length (as floats), and the
+// state after its last step, kept as the steps past its end leave it.
+layout(std430, set = 0, binding = 8) readonly buffer Lengths { float lengths[]; };  // (B)
+layout(std430, set = 0, binding = 9) writeonly buffer LastH { float h_last[]; };    // (B, H)
 
 layout(push_constant) uniform Step {
   uint hidden, batch;
   uint pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
-  uint flags;  // 1: h_{t-1} = 0; 2: c_{t-1} = 0; 4: save (activated gates, and c_t or n's hidden side)
+  uint flags;  // 1: h_{t-1} = 0; 2: c_{t-1} = 0; 4: save (activated gates, and c_t or n's hidden side);
+               // 8: padded sequences: steps at or past a length are masked
+  uint step;   // t
 } p;
 
 void main() {
@@ -91,6 +97,14 @@ void main() {
     const uint y_index = p.y_offset + seq * H + u, state = seq * H + u;
     const uint saved = p.gates_offset + seq * GATES * H + u;
     const bool save = (p.flags & 4u) != 0;
+    const bool padded = (p.flags & 8u) != 0;
+    if (padded && float(p.step) >= lengths[seq]) {
+      // Past the sequence's end: no output, the state stays as it was.
+      y[y_index] = 0.0;
+      if (CELL == 0 && save) cells[p.cells_offset + state] = (p.flags & 2u) != 0 ? 0.0 : c_prev[p.c_prev_offset + state];
+      continue;
+    }
+    float h_out;
     if (CELL == 0) {
       const float i = sigmoid(input_side[0] + rec[0]);
       const float f = sigmoid(input_side[1] + rec[1]);
@@ -99,7 +113,7 @@ void main() {
       const float c_before = (p.flags & 2u) != 0 ? 0.0 : c_prev[p.c_prev_offset + state];
       const float c = fma(f, c_before, i * g);
       cells[p.cells_offset + state] = c;
-      y[y_index] = o * tanh_stable(c);
+      h_out = o * tanh_stable(c);
       if (save) {
         gates[saved] = i;
         gates[saved + H] = f;
@@ -112,7 +126,7 @@ void main() {
       const float hn = rec[2] + b_hh[2 * H + u];
       const float n = tanh_stable(fma(r_gate, hn, input_side[2]));
       const float h_before = (p.flags & 1u) != 0 ? 0.0 : h_prev[p.h_prev_offset + state];
-      y[y_index] = fma(z, h_before - n, n);
+      h_out = fma(z, h_before - n, n);
       if (save) {
         gates[saved] = r_gate;
         gates[saved + H] = z;
@@ -121,9 +135,10 @@ void main() {
       }
     } else {
       const float z = input_side[0] + rec[0];
-      const float h = CELL == 3 ? max(z, 0.0) : tanh_stable(z);
-      y[y_index] = h;
-      if (save) gates[saved] = h;
+      h_out = CELL == 3 ? max(z, 0.0) : tanh_stable(z);
+      if (save) gates[saved] = h_out;
     }
+    y[y_index] = h_out;
+    if (padded) h_last[state] = h_out;
   }
 }

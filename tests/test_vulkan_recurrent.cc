@@ -152,11 +152,11 @@ TEST_F(VulkanRecurrent, StackedLayersStayOnTheDevice) {
   vk::Buffer g_dw_ih2(dev, 4 * H2 * H1), g_dw_hh2(dev, 4 * H2 * H2), g_db_ih2(dev, 4 * H2), g_db_hh2(dev, 4 * H2);
   vk::LstmSaved s1, s2;
   vk::Stream stream(dev);
-  gpu1.record_forward(stream, {T, B, x.get(), &g_y1, h0.get(), c0.get(), nullptr, nullptr}, s1);
-  gpu2.record_forward(stream, {T, B, &g_y1, &g_y2, nullptr, nullptr, nullptr, nullptr}, s2);
-  gpu2.record_backward(stream, {T, B, &g_y1, &g_y2, nullptr, nullptr, d_y2.get(), nullptr, nullptr, &g_dy1},
+  gpu1.record_forward(stream, {T, B, x.get(), &g_y1, h0.get(), c0.get(), nullptr, nullptr, {}}, s1);
+  gpu2.record_forward(stream, {T, B, &g_y1, &g_y2, nullptr, nullptr, nullptr, nullptr, {}}, s2);
+  gpu2.record_backward(stream, {T, B, &g_y1, &g_y2, nullptr, nullptr, d_y2.get(), nullptr, nullptr, &g_dy1, nullptr, nullptr, {}},
                        s2, {&g_dw_ih2, &g_dw_hh2, &g_db_ih2, &g_db_hh2});
-  gpu1.record_backward(stream, {T, B, x.get(), &g_y1, h0.get(), c0.get(), &g_dy1, nullptr, nullptr, &g_dx}, s1,
+  gpu1.record_backward(stream, {T, B, x.get(), &g_y1, h0.get(), c0.get(), &g_dy1, nullptr, nullptr, &g_dx, nullptr, nullptr, {}}, s1,
                        {&g_dw_ih1, &g_dw_hh1, &g_db_ih1, &g_db_hh1});
   stream.submit();
 
@@ -204,6 +204,61 @@ TEST_F(VulkanRecurrent, LargeHiddenMatchesCpu) {
     if (g.p.has_c()) {
       EXPECT_TRUE(close_forward("c_n", gpu_out.c_n, to_double(cpu_out.c_n), g.p));
     }
+  }
+}
+
+// Padded sequences with lengths (unsorted, with ties and a length of 1):
+// forward and backward against the CPU layer, which test_variable_length.cc
+// checks against running every sequence alone.
+TEST_F(VulkanRecurrent, PaddedSequencesMatchCpu) {
+  const std::vector<int64_t> lengths = {6, 2, 4, 1, 6};
+  for (seqk::CellKind cell : kCells) {
+    SCOPED_TRACE(seqk::to_string(cell));
+    const Problem p = make_problem(3, 17, 5, 6, true, 23, cell);
+    const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G();
+    const std::vector<float> dy = random_floats(T * B * H, 71), dh_n = random_floats(B * H, 72),
+                             dc_n = random_floats(B * H, 73);
+    struct Out {
+      std::vector<float> y, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+    };
+    auto run = [&](auto& layer, auto& saved) {
+      Out o{std::vector<float>(T * B * H), std::vector<float>(B * H), std::vector<float>(B * H),
+            std::vector<float>(T * B * D), std::vector<float>(B * H), std::vector<float>(B * H),
+            std::vector<float>(G * H * D), std::vector<float>(G * H * H), std::vector<float>(G * H),
+            std::vector<float>(G * H)};
+      const bool c = p.has_c();
+      layer.forward({p.x_view(), View(o.y.data(), {T, B, H}), p.h0_view(), p.c0_view(), View(o.h_n.data(), {B, H}),
+                     c ? View(o.c_n.data(), {B, H}) : View(), lengths, {}},
+                    saved);
+      layer.backward({p.x_view(), ConstView(o.y.data(), {T, B, H}), p.h0_view(), p.c0_view(),
+                      ConstView(dy.data(), {T, B, H}), ConstView(dh_n.data(), {B, H}),
+                      c ? ConstView(dc_n.data(), {B, H}) : ConstView(), View(o.dx.data(), {T, B, D}),
+                      View(o.dh0.data(), {B, H}), c ? View(o.dc0.data(), {B, H}) : View(), lengths, {}},
+                     saved,
+                     {View(o.dw_ih.data(), {G * H, D}), View(o.dw_hh.data(), {G * H, H}), View(o.db_ih.data(), {G * H}),
+                      View(o.db_hh.data(), {G * H})});
+      return o;
+    };
+    seqk::RecurrentLayer cpu(cell, D, H);
+    cpu.set_parameters(p.params());
+    vk::RecurrentLayer gpu(device(), cell, D, H);
+    gpu.set_parameters(p.params());
+    seqk::RecurrentSaved cpu_saved;
+    vk::RecurrentSaved gpu_saved;
+    const Out want = run(cpu, cpu_saved), got = run(gpu, gpu_saved);
+    const std::pair<const char*, std::vector<float> Out::*> fields[] = {
+        {"y", &Out::y},         {"h_n", &Out::h_n},     {"dx", &Out::dx},       {"dh0", &Out::dh0},
+        {"dw_ih", &Out::dw_ih}, {"dw_hh", &Out::dw_hh}, {"db_ih", &Out::db_ih}, {"db_hh", &Out::db_hh}};
+    for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
+    if (p.has_c()) {
+      EXPECT_TRUE(close_gradient("c_n", got.c_n, to_double(want.c_n)));
+      EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
+    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t b = 0; b < B; ++b)
+        if (t >= lengths[b]) {
+          for (int64_t j = 0; j < H; ++j) ASSERT_EQ(got.y[(t * B + b) * H + j], 0.0f) << "y past the end";
+        }
   }
 }
 
@@ -268,6 +323,9 @@ TEST_F(VulkanRecurrent, RejectsBadInput) {
   EXPECT_THROW(gru.record_forward(stream, {4, 2, &x, &y, nullptr, &h0}), seqk::Error);  // c0: only the LSTM has c
   EXPECT_THROW(gru.record_backward(stream, {4, 2, &x, &y, nullptr, nullptr, &y}, saved, {&g_ih, &g_hh, &g_b, &g_b2}),
                seqk::Error);  // saved comes from an LSTM
+  const std::vector<int64_t> too_long = {5, 2};
+  EXPECT_THROW(layer.record_forward(stream, {4, 2, &x, &y, nullptr, nullptr, nullptr, nullptr, too_long}),
+               seqk::Error);  // a length past T
   EXPECT_EQ(stream.recorded(), recorded) << "a rejected call recorded work";
   stream.submit();
 }

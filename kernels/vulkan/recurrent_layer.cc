@@ -125,6 +125,25 @@ void check_buffers(const Device::Impl& device, std::initializer_list<BufferArg> 
   }
 }
 
+// Padded sequences' lengths, checked (B of them, each 1..T) and uploaded as
+// floats (exact below 2^24) for the step shaders; null when there are none.
+std::shared_ptr<Buffer> upload_lengths(Device& device, Stream& stream, std::span<const int64_t> lengths,
+                                       int64_t steps, int64_t batch) {
+  if (lengths.empty()) return nullptr;
+  require(static_cast<int64_t>(lengths.size()) == batch, "lengths has ", lengths.size(), " entries for B = ", batch,
+          " sequences");
+  std::vector<float> values(lengths.size());
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    require(lengths[b] >= 1 && lengths[b] <= steps, "lengths[", b, "] = ", lengths[b],
+            ": a length must be between 1 and T = ", steps);
+    values[b] = static_cast<float>(lengths[b]);
+  }
+  auto buffer = std::make_shared<Buffer>(device, values.size());
+  buffer->upload(values);
+  detail::retain(stream, buffer);
+  return buffer;
+}
+
 // A device buffer of at least `count` floats, kept between calls; a
 // replaced buffer stays alive until the work recorded with it has run.
 std::shared_ptr<Buffer> scratch(Device& device, Stream& stream, std::shared_ptr<Buffer>& slot, int64_t count) {
@@ -243,6 +262,8 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
                                  {"c0", args.c0, batch * h, true, false},
                                  {"h_n", args.h_n, batch * h, true, true},
                                  {"c_n", args.c_n, batch * h, true, true}});
+  require(steps < (int64_t{1} << 24), "vulkan recurrent layer: T = ", steps, " is too long (the shaders compare steps as floats)");
+  const std::shared_ptr<Buffer> lengths = upload_lengths(device_, stream, args.lengths, steps, batch);
   Device::Impl& dev = device_.impl();
   const uint64_t slots = gates_per_unit(cell_) == 1 ? 1 : 4;
   const StepShape shape = step_shape(dev, h, h, 1, slots, batch, "forward step");
@@ -268,6 +289,11 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
   }
   const Buffer* unused = p.w_hh.get();  // bound where a binding is not read
   Buffer& cell_out = cells ? *cells : args.c_n ? *args.c_n : *pre;  // GRU inference, RNN: never written
+  // Padded sequences: h after each one's last step, where h_n is wanted.
+  std::shared_ptr<Buffer> h_last_scratch =
+      lengths && !args.h_n ? std::make_shared<Buffer>(device_, batch * h) : nullptr;
+  if (h_last_scratch) detail::retain(stream, h_last_scratch);
+  Buffer* h_last = lengths ? (args.h_n ? args.h_n : h_last_scratch.get()) : nullptr;
   for (const auto& param : {p.w_ih, p.w_hh, p.bias}) detail::retain(stream, param);
   if (gru) detail::retain(stream, p.hidden_bias);
 
@@ -277,9 +303,9 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
   struct Push {
     uint32_t hidden, batch;
     uint32_t pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
-    uint32_t flags;
+    uint32_t flags, step;
   };
-  detail::Kernel& kernel = dev.kernel("recurrent_forward_step", 8, 0b1110000, sizeof(Push));
+  detail::Kernel& kernel = dev.kernel("recurrent_forward_step", 10, 0b1001110000, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch, cell_constant(cell_)};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
   for (int64_t t = 0; t < steps; ++t) {
@@ -294,12 +320,15 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
                     u32(t * batch * h),
                     u32(saved ? t * batch * h : 0),
                     u32(t * batch * gates),
-                    (first && !args.h0 ? 1u : 0u) | (first && !args.c0 ? 2u : 0u) | (saved ? 4u : 0u)};
-    const Buffer* buffers[] = {p.w_hh.get(), pre.get(),  h_prev, c_prev, args.y, &cell_out, pre.get(),
-                               gru ? p.hidden_bias.get() : unused};
+                    (first && !args.h0 ? 1u : 0u) | (first && !args.c0 ? 2u : 0u) | (saved ? 4u : 0u) |
+                        (lengths ? 8u : 0u),
+                    u32(t)};
+    const Buffer* buffers[] = {p.w_hh.get(), pre.get(),  h_prev,    c_prev, args.y, &cell_out, pre.get(),
+                               gru ? p.hidden_bias.get() : unused, lengths ? lengths.get() : unused,
+                               h_last ? h_last : pre.get()};
     detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
   }
-  if (args.h_n) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
+  if (args.h_n && !lengths) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
   if (args.c_n && saved) detail::copy(stream, cell_out, (steps - 1) * batch * h, *args.c_n, 0, batch * h);
   if (saved) {
     saved->cell_ = cell_;
@@ -345,6 +374,8 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
                                  {"grads.w_hh", grads.w_hh, gates * h, false, true},
                                  {"grads.b_ih", grads.b_ih, gates, false, true},
                                  {"grads.b_hh", grads.b_hh, gates, false, true}});
+  require(steps < (int64_t{1} << 24), "vulkan recurrent layer: T = ", steps, " is too long (the shaders compare steps as floats)");
+  const std::shared_ptr<Buffer> lengths = upload_lengths(device_, stream, args.lengths, steps, batch);
   Device::Impl& dev = device_.impl();
   const StepShape shape = step_shape(dev, h, gates, 4, 4, batch, "backward step");
   check_grid(dev, h, batch, shape);
@@ -373,9 +404,9 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
   struct Push {
     uint32_t hidden, batch;
     uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, prev_offset;
-    uint32_t flags;
+    uint32_t flags, step;
   };
-  detail::Kernel& kernel = dev.kernel("recurrent_backward_step", 10, 0b1000010010, sizeof(Push));
+  detail::Kernel& kernel = dev.kernel("recurrent_backward_step", 11, 0b1000010010, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch, cell_constant(cell_)};
   const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
   for (int64_t t = steps - 1; t >= 0; --t) {
@@ -391,9 +422,11 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
                     u32(t * batch * gates),
                     u32(t * batch * h),
                     u32(first ? 0 : (t - 1) * batch * h),
-                    (last ? 1u : 0u) | (last && args.dh_n ? 2u : 0u) | (first && !initial ? 4u : 0u)};
-    const Buffer* buffers[] = {p.w_hh_t.get(), dgates.get(), args.dy, args.dh_n ? args.dh_n : unused, &carry,
-                               saved.gates_.get(), cells, prev, dgates_hidden.get(), dgates_hidden.get()};
+                    (last ? 1u : 0u) | (args.dh_n ? 2u : 0u) | (first && !initial ? 4u : 0u) | (lengths ? 8u : 0u),
+                    u32(t)};
+    const Buffer* buffers[] = {p.w_hh_t.get(),      dgates.get(), args.dy, args.dh_n ? args.dh_n : unused, &carry,
+                               saved.gates_.get(), cells,        prev,    dgates_hidden.get(),            dgates_hidden.get(),
+                               lengths ? lengths.get() : unused};
     detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
   }
 
@@ -441,16 +474,17 @@ void RecurrentLayer::forward(const RecurrentForwardArgs& args, RecurrentSaved& s
 
 void RecurrentLayer::forward_from_host(const RecurrentForwardArgs& args, RecurrentSaved* saved) {
   require(impl_->w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
-  require(args.lengths.empty() && args.batch_sizes.empty(),
-          "vulkan recurrent layer: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so "
-          "far");
+  require(args.batch_sizes.empty(),
+          "vulkan recurrent layer: packed sequences (batch_sizes) run on the CPU layer only so far; padded ones with "
+          "lengths run here");
   seqk::detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
   const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
   auto x = upload(device_, args.x), h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
   auto y = std::make_shared<Buffer>(device_, args.y.numel());
   auto h_n = output_optional(device_, args.h_n), c_n = output_optional(device_, args.c_n);
   Stream stream(device_);
-  record_forward_impl(stream, {steps, batch, x.get(), y.get(), h0.get(), c0.get(), h_n.get(), c_n.get()}, saved);
+  record_forward_impl(stream, {steps, batch, x.get(), y.get(), h0.get(), c0.get(), h_n.get(), c_n.get(), args.lengths},
+                      saved);
   stream.submit();
   download_optional(y, args.y);
   download_optional(h_n, args.h_n);
@@ -460,9 +494,9 @@ void RecurrentLayer::forward_from_host(const RecurrentForwardArgs& args, Recurre
 void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const RecurrentSaved& saved,
                               const RecurrentGrads& grads) {
   require(impl_->w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
-  require(args.lengths.empty() && args.batch_sizes.empty(),
-          "vulkan recurrent layer: sequences of different lengths (lengths, batch_sizes) run on the CPU layer only so "
-          "far");
+  require(args.batch_sizes.empty(),
+          "vulkan recurrent layer: packed sequences (batch_sizes) run on the CPU layer only so far; padded ones with "
+          "lengths run here");
   seqk::detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
                                          saved.gates_ ? saved.steps_ : 0, saved.batch_,
                                          {saved.cell_, saved.input_size_, saved.hidden_size_});
@@ -477,7 +511,7 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   Stream stream(device_);
   record_backward(stream,
                   {steps, batch, x.get(), y.get(), h0.get(), c0.get(), dy.get(), dh_n.get(), dc_n.get(), dx.get(),
-                   dh0.get(), dc0.get()},
+                   dh0.get(), dc0.get(), args.lengths},
                   saved, {dw_ih.get(), dw_hh.get(), db_ih.get(), db_hh.get()});
   stream.submit();
   for (const auto& [buffer, view] : {std::pair{dx, args.dx}, {dh0, args.dh0}, {dc0, args.dc0}, {dw_ih, grads.w_ih},

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "seqk/recurrent.h"
 #include "seqk/recurrent_layer.h"
@@ -39,6 +40,7 @@ struct RecurrentForwardBuffers {
   Buffer* y = nullptr;                    // (T, B, H)
   const Buffer *h0 = nullptr, *c0 = nullptr;  // (B, H); null: zeros
   Buffer *h_n = nullptr, *c_n = nullptr;      // (B, H); null: not wanted
+  std::span<const int64_t> lengths;           // padded sequences, as for the CPU layer (empty: all T)
 };
 
 struct RecurrentBackwardBuffers {
@@ -47,6 +49,7 @@ struct RecurrentBackwardBuffers {
   const Buffer* dy = nullptr;                                              // (T, B, H)
   const Buffer *dh_n = nullptr, *dc_n = nullptr;                           // (B, H); null: zero
   Buffer *dx = nullptr, *dh0 = nullptr, *dc0 = nullptr;                    // null: not wanted
+  std::span<const int64_t> lengths;                                        // as given to forward
 };
 
 struct RecurrentGradBuffers {
