@@ -49,6 +49,7 @@ layout(push_constant) uniform Step {
   uint flags;  // 1: no step after this one (dG_{t+1} = 0); 2: dh_n is given; 4: the previous state is 0;
                // 8: padded sequences: steps at or past a length are masked, dh_n enters at the length's last step
   uint step;   // t
+  uint next_batch;  // sequences running at t + 1 (a prefix of this step's); the others end at t
 } p;
 
 void main() {
@@ -75,7 +76,7 @@ void main() {
       [[unroll]] for (uint s = 0; s < kDepthStep; ++s) {
         const uint r = min(r0 + s * SPLIT, GATES * H - 1);  // past G·H the weights are 0
         [[unroll]] for (uint b = 0; b < BATCH; ++b) {
-          const float dg = batch0 + b < p.batch ? dgates_next[p.dgates_next_offset + (batch0 + b) * GATES * H + r] : 0.0;
+          const float dg = batch0 + b < p.next_batch ? dgates_next[p.dgates_next_offset + (batch0 + b) * GATES * H + r] : 0.0;
           [[unroll]] for (uint j = 0; j < 4; ++j) acc[j * BATCH + b] = fma(w[s][j], dg, acc[j * BATCH + b]);
         }
       }
@@ -99,7 +100,7 @@ void main() {
       }
       continue;
     }
-    const bool sequence_ends = padded ? float(p.step + 1) == lengths[b] : (p.flags & 1u) != 0;
+    const bool sequence_ends = padded ? float(p.step + 1) == lengths[b] : b >= p.next_batch;
     float dh = dy[p.dy_offset + b * H + u];
     if ((p.flags & 2u) != 0 && sequence_ends) dh += dh_n[b * H + u];
     dh += reduced_sum(cell % UNITS / 4, cell % UNITS % 4 * BATCH + cell / UNITS);

@@ -39,16 +39,19 @@ layout(std430, set = 0, binding = 4) writeonly buffer Y { float y[]; };         
 layout(std430, set = 0, binding = 5) writeonly buffer Cells { float cells[]; };    // LSTM c_t; GRU hidden side of n
 layout(std430, set = 0, binding = 6) writeonly buffer Gates { float gates[]; };    // activated, (T, B, G·H)
 layout(std430, set = 0, binding = 7) readonly buffer HiddenBias { float b_hh[]; };  // GRU: (G·H)
-// Padded sequences (flag 8): each sequence's length (as floats), and the
-// state after its last step, kept as the steps past its end leave it.
+// Padded sequences (flag 8): each sequence's length (as floats). With flag
+// 16 every computed row also writes its states to h_last / c_last, so once
+// the steps are done they hold each sequence's state after its own last
+// step (padded or packed sequences end at different steps).
 layout(std430, set = 0, binding = 8) readonly buffer Lengths { float lengths[]; };  // (B)
 layout(std430, set = 0, binding = 9) writeonly buffer LastH { float h_last[]; };    // (B, H)
+layout(std430, set = 0, binding = 10) writeonly buffer LastC { float c_last[]; };   // LSTM: (B, H)
 
 layout(push_constant) uniform Step {
   uint hidden, batch;
   uint pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
   uint flags;  // 1: h_{t-1} = 0; 2: c_{t-1} = 0; 4: save (activated gates, and c_t or n's hidden side);
-               // 8: padded sequences: steps at or past a length are masked
+               // 8: padded sequences: steps at or past a length are masked; 16: write h_last (c_last)
   uint step;   // t
 } p;
 
@@ -104,6 +107,7 @@ void main() {
       if (CELL == 0 && save) cells[p.cells_offset + state] = (p.flags & 2u) != 0 ? 0.0 : c_prev[p.c_prev_offset + state];
       continue;
     }
+    const bool last_states = (p.flags & 16u) != 0;
     float h_out;
     if (CELL == 0) {
       const float i = sigmoid(input_side[0] + rec[0]);
@@ -113,6 +117,7 @@ void main() {
       const float c_before = (p.flags & 2u) != 0 ? 0.0 : c_prev[p.c_prev_offset + state];
       const float c = fma(f, c_before, i * g);
       cells[p.cells_offset + state] = c;
+      if (last_states) c_last[state] = c;
       h_out = o * tanh_stable(c);
       if (save) {
         gates[saved] = i;
@@ -139,6 +144,6 @@ void main() {
       if (save) gates[saved] = h_out;
     }
     y[y_index] = h_out;
-    if (padded) h_last[state] = h_out;
+    if (last_states) h_last[state] = h_out;
   }
 }

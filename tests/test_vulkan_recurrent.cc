@@ -262,6 +262,57 @@ TEST_F(VulkanRecurrent, PaddedSequencesMatchCpu) {
   }
 }
 
+// Packed sequences (batch_sizes): forward and backward against the CPU
+// layer on the same packed batch (test_variable_length.cc checks the CPU's
+// packed results against running every sequence alone).
+TEST_F(VulkanRecurrent, PackedSequencesMatchCpu) {
+  const std::vector<int64_t> batch_sizes = {5, 4, 3, 3, 2, 2};  // lengths 6, 6, 4, 2, 1
+  const int64_t N = 19, B = 5, D = 3, H = 17;
+  for (seqk::CellKind cell : kCells) {
+    SCOPED_TRACE(seqk::to_string(cell));
+    const Problem p = make_problem(D, H, B, 1, true, 29, cell);  // parameters and states; x below
+    const int64_t G = p.G();
+    const std::vector<float> x = random_floats(N * D, 81), dy = random_floats(N * H, 82),
+                             dh_n = random_floats(B * H, 83), dc_n = random_floats(B * H, 84);
+    struct Out {
+      std::vector<float> y, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+    };
+    auto run = [&](auto& layer, auto& saved) {
+      Out o{std::vector<float>(N * H), std::vector<float>(B * H), std::vector<float>(B * H),
+            std::vector<float>(N * D), std::vector<float>(B * H), std::vector<float>(B * H),
+            std::vector<float>(G * H * D), std::vector<float>(G * H * H), std::vector<float>(G * H),
+            std::vector<float>(G * H)};
+      const bool c = p.has_c();
+      layer.forward({ConstView(x.data(), {N, D}), View(o.y.data(), {N, H}), p.h0_view(), p.c0_view(),
+                     View(o.h_n.data(), {B, H}), c ? View(o.c_n.data(), {B, H}) : View(), {}, batch_sizes},
+                    saved);
+      layer.backward({ConstView(x.data(), {N, D}), ConstView(o.y.data(), {N, H}), p.h0_view(), p.c0_view(),
+                      ConstView(dy.data(), {N, H}), ConstView(dh_n.data(), {B, H}),
+                      c ? ConstView(dc_n.data(), {B, H}) : ConstView(), View(o.dx.data(), {N, D}),
+                      View(o.dh0.data(), {B, H}), c ? View(o.dc0.data(), {B, H}) : View(), {}, batch_sizes},
+                     saved,
+                     {View(o.dw_ih.data(), {G * H, D}), View(o.dw_hh.data(), {G * H, H}), View(o.db_ih.data(), {G * H}),
+                      View(o.db_hh.data(), {G * H})});
+      return o;
+    };
+    seqk::RecurrentLayer cpu(cell, D, H);
+    cpu.set_parameters(p.params());
+    vk::RecurrentLayer gpu(device(), cell, D, H);
+    gpu.set_parameters(p.params());
+    seqk::RecurrentSaved cpu_saved;
+    vk::RecurrentSaved gpu_saved;
+    const Out want = run(cpu, cpu_saved), got = run(gpu, gpu_saved);
+    const std::pair<const char*, std::vector<float> Out::*> fields[] = {
+        {"y", &Out::y},         {"h_n", &Out::h_n},     {"dx", &Out::dx},       {"dh0", &Out::dh0},
+        {"dw_ih", &Out::dw_ih}, {"dw_hh", &Out::dw_hh}, {"db_ih", &Out::db_ih}, {"db_hh", &Out::db_hh}};
+    for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
+    if (p.has_c()) {
+      EXPECT_TRUE(close_gradient("c_n", got.c_n, to_double(want.c_n)));
+      EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
+    }
+  }
+}
+
 // Bad input: a clear error naming the argument, and nothing written.
 TEST_F(VulkanRecurrent, RejectsBadInput) {
   const Problem p = make_problem(3, 5, 2, 4, true, 9);

@@ -125,6 +125,38 @@ void check_buffers(const Device::Impl& device, std::initializer_list<BufferArg> 
   }
 }
 
+// Where each step's rows are: rows [offsets[t], offsets[t+1]) of x, y and
+// the per-step buffers; a step's sequences are a prefix of the step
+// before's. Full-length and padded batches have B rows per step; packed ones
+// (batch_sizes, as on the CPU) the sequences still running.
+struct StepRows {
+  std::vector<int64_t> offsets;  // T + 1
+  bool packed = false;
+  int64_t rows() const { return offsets.back(); }
+  int64_t batch(int64_t t) const { return offsets[t + 1] - offsets[t]; }
+  int64_t next_batch(int64_t t) const { return t + 1 < static_cast<int64_t>(offsets.size()) - 1 ? batch(t + 1) : 0; }
+};
+
+StepRows step_rows(int64_t steps, int64_t batch, std::span<const int64_t> lengths, std::span<const int64_t> batch_sizes) {
+  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(lengths.empty() || batch_sizes.empty(), "give lengths (padded sequences) or batch_sizes (packed), not both");
+  StepRows layout;
+  layout.offsets.assign(1, 0);
+  if (batch_sizes.empty()) {
+    for (int64_t t = 0; t < steps; ++t) layout.offsets.push_back((t + 1) * batch);
+    return layout;
+  }
+  layout.packed = true;
+  require(static_cast<int64_t>(batch_sizes.size()) == steps && batch_sizes[0] == batch, "batch_sizes (",
+          batch_sizes.size(), " steps, first ", batch_sizes[0], ") does not match T = ", steps, ", B = ", batch);
+  for (int64_t t = 0; t < steps; ++t) {
+    require(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), "batch_sizes[", t, "] = ",
+            batch_sizes[t], ": packed sequences must be sorted by length, longest first, each step non-empty");
+    layout.offsets.push_back(layout.offsets.back() + batch_sizes[t]);
+  }
+  return layout;
+}
+
 // Padded sequences' lengths, checked (B of them, each 1..T) and uploaded as
 // floats (exact below 2^24) for the step shaders; null when there are none.
 std::shared_ptr<Buffer> upload_lengths(Device& device, Stream& stream, std::span<const int64_t> lengths,
@@ -252,12 +284,13 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
   const bool lstm = cell_ == CellKind::kLstm, gru = cell_ == CellKind::kGru;
   const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_;
   const int64_t gates = gates_per_unit(cell_) * h;
-  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  const StepRows layout = step_rows(steps, batch, args.lengths, args.batch_sizes);
+  const int64_t rows = layout.rows();
   require(lstm || (args.c0 == nullptr && args.c_n == nullptr), "c0 / c_n given, but a ", to_string(cell_),
           " layer has no cell state (only the LSTM has)");
-  check_indexing(steps, batch, std::max(gates, d));
-  check_buffers(device_.impl(), {{"x", args.x, steps * batch * d, false, false},
-                                 {"y", args.y, steps * batch * h, false, true},
+  check_indexing(rows, 1, std::max(gates, d));
+  check_buffers(device_.impl(), {{"x", args.x, rows * d, false, false},
+                                 {"y", args.y, rows * h, false, true},
                                  {"h0", args.h0, batch * h, true, false},
                                  {"c0", args.c0, batch * h, true, false},
                                  {"h_n", args.h_n, batch * h, true, true},
@@ -277,27 +310,31 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
   std::shared_ptr<Buffer> pre, cells;
   if (saved) {
     const bool reuse = saved->gates_ && saved->gates_->impl().device == &dev && saved->cell_ == cell_ &&
-                       static_cast<int64_t>(saved->gates_->size()) == steps * batch * gates &&
-                       (!per_step || static_cast<int64_t>(saved->cells_->size()) == steps * batch * h);
-    pre = reuse ? saved->gates_ : std::make_shared<Buffer>(device_, steps * batch * gates);
-    if (per_step) cells = reuse ? saved->cells_ : std::make_shared<Buffer>(device_, steps * batch * h);
+                       static_cast<int64_t>(saved->gates_->size()) == rows * gates &&
+                       (!per_step || static_cast<int64_t>(saved->cells_->size()) == rows * h);
+    pre = reuse ? saved->gates_ : std::make_shared<Buffer>(device_, rows * gates);
+    if (per_step) cells = reuse ? saved->cells_ : std::make_shared<Buffer>(device_, rows * h);
     detail::retain(stream, pre);
     if (cells) detail::retain(stream, cells);
   } else {
-    pre = scratch(device_, stream, p.pre, steps * batch * gates);
+    pre = scratch(device_, stream, p.pre, rows * gates);
     if (lstm && !args.c_n) cells = scratch(device_, stream, p.cell_state, batch * h);
   }
   const Buffer* unused = p.w_hh.get();  // bound where a binding is not read
   Buffer& cell_out = cells ? *cells : args.c_n ? *args.c_n : *pre;  // GRU inference, RNN: never written
-  // Padded sequences: h after each one's last step, where h_n is wanted.
-  std::shared_ptr<Buffer> h_last_scratch =
-      lengths && !args.h_n ? std::make_shared<Buffer>(device_, batch * h) : nullptr;
-  if (h_last_scratch) detail::retain(stream, h_last_scratch);
-  Buffer* h_last = lengths ? (args.h_n ? args.h_n : h_last_scratch.get()) : nullptr;
+  // Sequences that end at different steps leave their last states in
+  // h_n / c_n as they go (where wanted; else in a scratch nobody reads).
+  const bool uneven = lengths || layout.packed;
+  std::shared_ptr<Buffer> last_scratch = uneven && (!args.h_n || (lstm && !args.c_n))
+                                             ? std::make_shared<Buffer>(device_, batch * h)
+                                             : nullptr;
+  if (last_scratch) detail::retain(stream, last_scratch);
+  Buffer* h_last = uneven ? (args.h_n ? args.h_n : last_scratch.get()) : nullptr;
+  Buffer* c_last = uneven && lstm ? (args.c_n ? args.c_n : last_scratch.get()) : nullptr;
   for (const auto& param : {p.w_ih, p.w_hh, p.bias}) detail::retain(stream, param);
   if (gru) detail::retain(stream, p.hidden_bias);
 
-  detail::gemm_strided(stream, {args.x, 0, d, 1}, {p.w_ih.get(), 0, d, 1}, *pre, 0, gates, steps * batch, gates, d,
+  detail::gemm_strided(stream, {args.x, 0, d, 1}, {p.w_ih.get(), 0, d, 1}, *pre, 0, gates, rows, gates, d,
                        p.bias.get(), false);
 
   struct Push {
@@ -305,31 +342,43 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
     uint32_t pre_offset, h_prev_offset, c_prev_offset, y_offset, cells_offset, gates_offset;
     uint32_t flags, step;
   };
-  detail::Kernel& kernel = dev.kernel("recurrent_forward_step", 10, 0b1001110000, sizeof(Push));
+  detail::Kernel& kernel = dev.kernel("recurrent_forward_step", 11, 0b11001110000, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch, cell_constant(cell_)};
-  const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
+  const auto groups_x = u32((h + shape.units - 1) / shape.units);
   for (int64_t t = 0; t < steps; ++t) {
     const bool first = t == 0;
+    const int64_t row = layout.offsets[t], row_before = first ? 0 : layout.offsets[t - 1];
     const Buffer* h_prev = first ? (args.h0 ? args.h0 : unused) : args.y;
     const Buffer* c_prev = lstm && !first ? &cell_out : (args.c0 ? args.c0 : unused);
     const Push push{u32(h),
-                    u32(batch),
-                    u32(t * batch * gates),
-                    u32(first ? 0 : (t - 1) * batch * h),
-                    u32(first || !saved ? 0 : (t - 1) * batch * h),
-                    u32(t * batch * h),
-                    u32(saved ? t * batch * h : 0),
-                    u32(t * batch * gates),
+                    u32(layout.batch(t)),
+                    u32(row * gates),
+                    u32(row_before * h),
+                    u32(first || !saved ? 0 : row_before * h),
+                    u32(row * h),
+                    u32(saved ? row * h : 0),
+                    u32(row * gates),
                     (first && !args.h0 ? 1u : 0u) | (first && !args.c0 ? 2u : 0u) | (saved ? 4u : 0u) |
-                        (lengths ? 8u : 0u),
+                        (lengths ? 8u : 0u) | (uneven ? 16u : 0u),
                     u32(t)};
-    const Buffer* buffers[] = {p.w_hh.get(), pre.get(),  h_prev,    c_prev, args.y, &cell_out, pre.get(),
-                               gru ? p.hidden_bias.get() : unused, lengths ? lengths.get() : unused,
-                               h_last ? h_last : pre.get()};
+    const Buffer* buffers[] = {p.w_hh.get(),
+                               pre.get(),
+                               h_prev,
+                               c_prev,
+                               args.y,
+                               &cell_out,
+                               pre.get(),
+                               gru ? p.hidden_bias.get() : unused,
+                               lengths ? lengths.get() : unused,
+                               h_last ? h_last : pre.get(),
+                               c_last ? c_last : pre.get()};
+    const auto groups_y = u32((layout.batch(t) + shape.batch - 1) / shape.batch);
     detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
   }
-  if (args.h_n && !lengths) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
-  if (args.c_n && saved) detail::copy(stream, cell_out, (steps - 1) * batch * h, *args.c_n, 0, batch * h);
+  if (!uneven) {
+    if (args.h_n) detail::copy(stream, *args.y, (steps - 1) * batch * h, *args.h_n, 0, batch * h);
+    if (args.c_n && saved) detail::copy(stream, cell_out, (steps - 1) * batch * h, *args.c_n, 0, batch * h);
+  }
   if (saved) {
     saved->cell_ = cell_;
     saved->steps_ = steps;
@@ -349,7 +398,8 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
   const bool lstm = cell_ == CellKind::kLstm, gru = cell_ == CellKind::kGru;
   const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_;
   const int64_t gates = gates_per_unit(cell_) * h;
-  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  const StepRows layout = step_rows(steps, batch, args.lengths, args.batch_sizes);
+  const int64_t rows = layout.rows();
   require(saved.gates_ != nullptr, "saved is empty: run the training forward (with LstmSaved) first");
   require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
           ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
@@ -357,17 +407,19 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
           to_string(saved.cell_), " layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_,
           ", but this is a ", to_string(cell_), " layer with D = ", d, ", H = ", h);
   require(saved.gates_->impl().device == &device_.impl(), "vulkan recurrent layer: saved belongs to another device");
+  require(static_cast<int64_t>(saved.gates_->size()) == rows * gates,
+          "saved comes from a forward over another layout (padded and packed sequences differ)");
   require(lstm || (args.c0 == nullptr && args.dc_n == nullptr && args.dc0 == nullptr), "c0 / dc_n / dc0 given, but a ",
           to_string(cell_), " layer has no cell state (only the LSTM has)");
-  check_indexing(steps, batch, std::max(gates, d));
-  check_buffers(device_.impl(), {{"x", args.x, steps * batch * d, false, false},
-                                 {"y", args.y, steps * batch * h, false, false},
+  check_indexing(rows, 1, std::max(gates, d));
+  check_buffers(device_.impl(), {{"x", args.x, rows * d, false, false},
+                                 {"y", args.y, rows * h, false, false},
                                  {"h0", args.h0, batch * h, true, false},
                                  {"c0", args.c0, batch * h, true, false},
-                                 {"dy", args.dy, steps * batch * h, false, false},
+                                 {"dy", args.dy, rows * h, false, false},
                                  {"dh_n", args.dh_n, batch * h, true, false},
                                  {"dc_n", args.dc_n, batch * h, true, false},
-                                 {"dx", args.dx, steps * batch * d, true, true},
+                                 {"dx", args.dx, rows * d, true, true},
                                  {"dh0", args.dh0, batch * h, true, true},
                                  {"dc0", args.dc0, batch * h, true, true},
                                  {"grads.w_ih", grads.w_ih, gates * d, false, true},
@@ -381,9 +433,9 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
   check_grid(dev, h, batch, shape);
 
   // The GRU's input and hidden sides of the gate gradients differ (in n).
-  const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, steps * batch * gates);
+  const std::shared_ptr<Buffer> dgates = scratch(device_, stream, p.dgates, rows * gates);
   const std::shared_ptr<Buffer> dgates_hidden =
-      gru ? scratch(device_, stream, p.dgates_hidden, steps * batch * gates) : dgates;
+      gru ? scratch(device_, stream, p.dgates_hidden, rows * gates) : dgates;
   // The carried gradient: the LSTM's dc (straight into dc0 where wanted),
   // the GRU's dh·z; the RNN carries nothing but gets a buffer to bind.
   const std::shared_ptr<Buffer> carry_scratch = lstm && args.dc0 ? nullptr : scratch(device_, stream, p.carry, batch * h);
@@ -404,30 +456,33 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
   struct Push {
     uint32_t hidden, batch;
     uint32_t dgates_next_offset, dgates_offset, dy_offset, gates_offset, cells_offset, prev_offset;
-    uint32_t flags, step;
+    uint32_t flags, step, next_batch;
   };
   detail::Kernel& kernel = dev.kernel("recurrent_backward_step", 11, 0b1000010010, sizeof(Push));
   const uint32_t spec[] = {shape.threads, shape.units, shape.split, shape.batch, cell_constant(cell_)};
-  const auto groups_x = u32((h + shape.units - 1) / shape.units), groups_y = u32((batch + shape.batch - 1) / shape.batch);
+  const auto groups_x = u32((h + shape.units - 1) / shape.units);
   for (int64_t t = steps - 1; t >= 0; --t) {
     const bool last = t == steps - 1, first = t == 0;
     // The previous state the cell's backward needs: the LSTM's c, the GRU's h.
     const Buffer* initial = lstm ? args.c0 : gru ? args.h0 : nullptr;
     const Buffer* prev = first ? (initial ? initial : unused) : lstm ? cells : gru ? args.y : unused;
+    const int64_t row = layout.offsets[t];
     const Push push{u32(h),
-                    u32(batch),
-                    u32(last ? 0 : (t + 1) * batch * gates),
-                    u32(t * batch * gates),
-                    u32(t * batch * h),
-                    u32(t * batch * gates),
-                    u32(t * batch * h),
-                    u32(first ? 0 : (t - 1) * batch * h),
+                    u32(layout.batch(t)),
+                    u32(last ? 0 : layout.offsets[t + 1] * gates),
+                    u32(row * gates),
+                    u32(row * h),
+                    u32(row * gates),
+                    u32(row * h),
+                    u32(first ? 0 : layout.offsets[t - 1] * h),
                     (last ? 1u : 0u) | (args.dh_n ? 2u : 0u) | (first && !initial ? 4u : 0u) | (lengths ? 8u : 0u),
-                    u32(t)};
+                    u32(t),
+                    u32(layout.next_batch(t))};
     const Buffer* buffers[] = {p.w_hh_t.get(),      dgates.get(), args.dy, args.dh_n ? args.dh_n : unused, &carry,
                                saved.gates_.get(), cells,        prev,    dgates_hidden.get(),            dgates_hidden.get(),
                                lengths ? lengths.get() : unused};
-    detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, groups_y, 1);
+    detail::dispatch(stream, kernel, spec, buffers, &push, groups_x, u32((layout.batch(t) + shape.batch - 1) / shape.batch),
+                     1);
   }
 
   const Operand dg_in{dgates.get(), 0, gates, 1};              // (T·B, G·H)
@@ -440,27 +495,40 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
                          batch, h, gates, nullptr, gru);
   }
   if (args.dx) {
-    detail::gemm_strided(stream, dg_in, {p.w_ih_t.get(), 0, gates, 1}, *args.dx, 0, d, steps * batch, d, gates, nullptr,
-                         false);
+    detail::gemm_strided(stream, dg_in, {p.w_ih_t.get(), 0, gates, 1}, *args.dx, 0, d, rows, d, gates, nullptr, false);
   }
-  detail::gemm_strided(stream, dg_in_t, {args.x, 0, 1, d}, *grads.w_ih, 0, d, gates, d, steps * batch, nullptr, false);
-  // dW_hh = Σ_t dG_tᵀ·h_{t-1} (hidden side): h_{t-1} is y_{t-1}, and h0 for the first step.
-  if (steps > 1) {
+  detail::gemm_strided(stream, dg_in_t, {args.x, 0, 1, d}, *grads.w_ih, 0, d, gates, d, rows, nullptr, false);
+  // dW_hh = Σ_t dG_tᵀ·h_{t-1} (hidden side): h_{t-1} is y_{t-1}, and h0 for
+  // the first step. Packed, step t's rows pair with a prefix of step t-1's:
+  // those rows are gathered into one (N, H) operand first.
+  if (layout.packed) {
+    const std::shared_ptr<Buffer> h_prev = std::make_shared<Buffer>(device_, rows * h);
+    detail::retain(stream, h_prev);
+    if (args.h0) {
+      detail::copy(stream, *args.h0, 0, *h_prev, 0, batch * h);
+    } else {
+      detail::fill(stream, *h_prev, 0.0f);
+    }
+    for (int64_t t = 1; t < steps; ++t) {
+      detail::copy(stream, *args.y, layout.offsets[t - 1] * h, *h_prev, layout.offsets[t] * h, layout.batch(t) * h);
+    }
+    detail::gemm_strided(stream, dg_hid_t, {h_prev.get(), 0, 1, h}, *grads.w_hh, 0, h, gates, h, rows, nullptr, false);
+  } else if (steps > 1) {
     detail::gemm_strided(stream, {dgates_hidden.get(), batch * gates, 1, gates}, {args.y, 0, 1, h}, *grads.w_hh, 0, h,
                          gates, h, (steps - 1) * batch, nullptr, false);
   }
-  if (args.h0) {
+  if (!layout.packed && args.h0) {
     detail::gemm_strided(stream, dg_hid_t, {args.h0, 0, 1, h}, *grads.w_hh, 0, h, gates, h, batch, nullptr, steps > 1);
-  } else if (steps == 1) {
+  } else if (!layout.packed && steps == 1) {
     detail::fill(stream, *grads.w_hh, 0.0f);
   }
   // The bias gradients are the gate gradients summed over steps and batch,
   // as (1, G·H) rows: the long K loop then runs in G·H / 16 workgroups.
-  detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, dg_in_t, *grads.b_ih, 0, gates, 1, gates, steps * batch,
-                       nullptr, false, {16, 2, 16});
+  detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, dg_in_t, *grads.b_ih, 0, gates, 1, gates, rows, nullptr,
+                       false, {16, 2, 16});
   if (gru) {
-    detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, dg_hid_t, *grads.b_hh, 0, gates, 1, gates, steps * batch,
-                         nullptr, false, {16, 2, 16});
+    detail::gemm_strided(stream, {p.one.get(), 0, 0, 0}, dg_hid_t, *grads.b_hh, 0, gates, 1, gates, rows, nullptr,
+                         false, {16, 2, 16});
   } else {
     detail::copy(stream, *grads.b_ih, 0, *grads.b_hh, 0, gates);
   }
@@ -474,17 +542,15 @@ void RecurrentLayer::forward(const RecurrentForwardArgs& args, RecurrentSaved& s
 
 void RecurrentLayer::forward_from_host(const RecurrentForwardArgs& args, RecurrentSaved* saved) {
   require(impl_->w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
-  require(args.batch_sizes.empty(),
-          "vulkan recurrent layer: packed sequences (batch_sizes) run on the CPU layer only so far; padded ones with "
-          "lengths run here");
-  seqk::detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  const seqk::detail::SequenceShape shape = seqk::detail::check_recurrent_forward(args, {cell_, input_size_, hidden_size_});
+  const int64_t steps = shape.steps, batch = shape.batch;
   auto x = upload(device_, args.x), h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
   auto y = std::make_shared<Buffer>(device_, args.y.numel());
   auto h_n = output_optional(device_, args.h_n), c_n = output_optional(device_, args.c_n);
   Stream stream(device_);
-  record_forward_impl(stream, {steps, batch, x.get(), y.get(), h0.get(), c0.get(), h_n.get(), c_n.get(), args.lengths},
-                      saved);
+  record_forward_impl(
+      stream, {steps, batch, x.get(), y.get(), h0.get(), c0.get(), h_n.get(), c_n.get(), args.lengths, args.batch_sizes},
+      saved);
   stream.submit();
   download_optional(y, args.y);
   download_optional(h_n, args.h_n);
@@ -494,13 +560,11 @@ void RecurrentLayer::forward_from_host(const RecurrentForwardArgs& args, Recurre
 void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const RecurrentSaved& saved,
                               const RecurrentGrads& grads) {
   require(impl_->w_ih != nullptr, to_string(cell_), " parameters are not set (call set_parameters first)");
-  require(args.batch_sizes.empty(),
-          "vulkan recurrent layer: packed sequences (batch_sizes) run on the CPU layer only so far; padded ones with "
-          "lengths run here");
-  seqk::detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
-                                         saved.gates_ ? saved.steps_ : 0, saved.batch_,
-                                         {saved.cell_, saved.input_size_, saved.hidden_size_});
-  const int64_t steps = args.x.dim(0), batch = args.x.dim(1);
+  const seqk::detail::SequenceShape shape =
+      seqk::detail::check_recurrent_backward(args, grads, {cell_, input_size_, hidden_size_},
+                                             saved.gates_ ? saved.steps_ : 0, saved.batch_,
+                                             {saved.cell_, saved.input_size_, saved.hidden_size_});
+  const int64_t steps = shape.steps, batch = shape.batch;
   auto x = upload(device_, args.x), y = upload(device_, args.y), dy = upload(device_, args.dy);
   auto h0 = upload_optional(device_, args.h0), c0 = upload_optional(device_, args.c0);
   auto dh_n = upload_optional(device_, args.dh_n), dc_n = upload_optional(device_, args.dc_n);
@@ -511,7 +575,7 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   Stream stream(device_);
   record_backward(stream,
                   {steps, batch, x.get(), y.get(), h0.get(), c0.get(), dy.get(), dh_n.get(), dc_n.get(), dx.get(),
-                   dh0.get(), dc0.get(), args.lengths},
+                   dh0.get(), dc0.get(), args.lengths, args.batch_sizes},
                   saved, {dw_ih.get(), dw_hh.get(), db_ih.get(), db_hh.get()});
   stream.submit();
   for (const auto& [buffer, view] : {std::pair{dx, args.dx}, {dh0, args.dh0}, {dc0, args.dc0}, {dw_ih, grads.w_ih},

@@ -41,6 +41,7 @@ struct RecurrentForwardBuffers {
   const Buffer *h0 = nullptr, *c0 = nullptr;  // (B, H); null: zeros
   Buffer *h_n = nullptr, *c_n = nullptr;      // (B, H); null: not wanted
   std::span<const int64_t> lengths;           // padded sequences, as for the CPU layer (empty: all T)
+  std::span<const int64_t> batch_sizes;       // packed: x (N, D), y (N, H), as for the CPU layer
 };
 
 struct RecurrentBackwardBuffers {
@@ -49,7 +50,7 @@ struct RecurrentBackwardBuffers {
   const Buffer* dy = nullptr;                                              // (T, B, H)
   const Buffer *dh_n = nullptr, *dc_n = nullptr;                           // (B, H); null: zero
   Buffer *dx = nullptr, *dh0 = nullptr, *dc0 = nullptr;                    // null: not wanted
-  std::span<const int64_t> lengths;                                        // as given to forward
+  std::span<const int64_t> lengths, batch_sizes;                           // as given to forward
 };
 
 struct RecurrentGradBuffers {
