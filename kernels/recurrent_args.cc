@@ -86,6 +86,21 @@ SequenceShape check_sequence(const ConstView& x, const ConstView& y, const Const
 
 }  // namespace
 
+std::vector<int64_t> mirrored_rows(const SequenceShape& s, std::span<const int64_t> lengths, bool packed) {
+  std::vector<int64_t> mirrored(static_cast<std::size_t>(s.rows));
+  for (int64_t t = 0; t < s.steps; ++t) {
+    for (int64_t b = 0; b < s.offsets[t + 1] - s.offsets[t]; ++b) {
+      int64_t length = lengths.empty() ? s.steps : lengths[b];  // steps sequence b runs for
+      if (packed) {
+        length = 0;
+        while (length < s.steps && s.offsets[length + 1] - s.offsets[length] > b) ++length;
+      }
+      mirrored[s.offsets[t] + b] = t < length ? s.offsets[length - 1 - t] + b : s.offsets[t] + b;
+    }
+  }
+  return mirrored;
+}
+
 void check_recurrent_params(const RecurrentParams& params, LayerShape sizes) {
   const int64_t gates = gates_per_unit(sizes.cell) * sizes.hidden;
   require_shape(params.w_ih, "w_ih", {gates, sizes.input});

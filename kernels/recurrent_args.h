@@ -26,6 +26,12 @@ struct SequenceShape {
 SequenceShape sequence_shape(const ConstView& x, std::span<const int64_t> lengths,
                              std::span<const int64_t> batch_sizes, LayerShape shape);
 
+// For each row (t, b) of `shape`, the row of the same sequence at its
+// mirrored step len_b − 1 − t (padding rows past a length map to
+// themselves): the reverse direction of a bidirectional layer reads its
+// sequences through this permutation, which is its own inverse.
+std::vector<int64_t> mirrored_rows(const SequenceShape& shape, std::span<const int64_t> lengths, bool packed);
+
 // Shapes (G·H, D), (G·H, H), (G·H), (G·H), all values finite.
 void check_recurrent_params(const RecurrentParams& params, LayerShape shape);
 // x (T, B, D) with T, B > 0 (or packed (N, D) with batch_sizes), y likewise,

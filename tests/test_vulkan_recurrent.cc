@@ -19,7 +19,9 @@
 #include "seqk/error.h"
 #include "seqk/lstm.h"
 #include "seqk/vulkan.h"
+#include "seqk/recurrent_stack.h"
 #include "seqk/vulkan_recurrent.h"
+#include "seqk/vulkan_recurrent_stack.h"
 #include "vulkan_fixture.h"
 
 namespace seqk_test {
@@ -309,6 +311,126 @@ TEST_F(VulkanRecurrent, PackedSequencesMatchCpu) {
     if (p.has_c()) {
       EXPECT_TRUE(close_gradient("c_n", got.c_n, to_double(want.c_n)));
       EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
+    }
+  }
+}
+
+// Two bidirectional layers over padded sequences, and one bidirectional GRU
+// layer over packed ones, recorded on one stream: forward and backward
+// against the CPU stack (test_recurrent_stack.cc checks it against an fp64
+// reference that runs each sequence alone).
+TEST_F(VulkanRecurrent, BidirectionalStackMatchesCpu) {
+  struct Case {
+    seqk::CellKind cell;
+    int64_t layers;
+    bool packed;
+  };
+  for (const Case& c : {Case{seqk::CellKind::kLstm, 2, false}, Case{seqk::CellKind::kGru, 2, false},
+                        Case{seqk::CellKind::kGru, 1, true}, Case{seqk::CellKind::kRnnTanh, 2, true}}) {
+    SCOPED_TRACE(testing::Message() << seqk::to_string(c.cell) << " layers " << c.layers
+                                    << (c.packed ? " packed" : " padded"));
+    const int64_t D = 3, H = 5, B = 4, T = 5, S = 2 * c.layers, G = seqk::gates_per_unit(c.cell);
+    const std::vector<int64_t> lengths = {5, 3, 5, 1};    // padded
+    const std::vector<int64_t> batch_sizes = {4, 3, 3, 2, 2};  // packed: lengths 5, 5, 3, 1 (sorted)
+    const int64_t rows = c.packed ? 14 : T * B;
+    const bool has_c = seqk::has_cell_state(c.cell);
+    seqk::RecurrentStack cpu(c.cell, D, H, c.layers, true);
+    vk::RecurrentStack gpu(device(), c.cell, D, H, c.layers, true);
+    std::vector<std::vector<float>> values;
+    std::vector<seqk::RecurrentParams> params;
+    for (int64_t i = 0; i < S; ++i) {
+      const int64_t in = i < 2 ? D : 2 * H;
+      const float k = 1.0f / std::sqrt(static_cast<float>(H));
+      for (const auto& [size, seed] : {std::pair{G * H * in, 1}, {G * H * H, 2}, {G * H, 3}, {G * H, 4}})
+        values.push_back(random_floats(size, 40 + 4 * i + seed, -k, k));
+      params.push_back({ConstView(values[4 * i].data(), {G * H, in}), ConstView(values[4 * i + 1].data(), {G * H, H}),
+                        ConstView(values[4 * i + 2].data(), {G * H}), ConstView(values[4 * i + 3].data(), {G * H})});
+    }
+    cpu.set_parameters(params);
+    gpu.set_parameters(params);
+    const std::vector<float> x = random_floats(rows * D, 91), h0 = random_floats(S * B * H, 92),
+                             c0 = random_floats(S * B * H, 93), dy = random_floats(rows * 2 * H, 94),
+                             dh_n = random_floats(S * B * H, 95), dc_n = random_floats(S * B * H, 96);
+    const std::span<const int64_t> len = c.packed ? std::span<const int64_t>() : lengths;
+    const std::span<const int64_t> sizes = c.packed ? std::span<const int64_t>(batch_sizes) : std::span<const int64_t>();
+
+    auto seq = [&](const float* data, int64_t width) {
+      return c.packed ? ConstView(data, {rows, width}) : ConstView(data, {T, B, width});
+    };
+    auto seq_out = [&](float* data, int64_t width) {
+      return c.packed ? View(data, {rows, width}) : View(data, {T, B, width});
+    };
+    struct Out {
+      std::vector<float> y, h_n, c_n, dx, dh0, dc0;
+      std::vector<std::vector<float>> dw;  // per set: w_ih, w_hh, b_ih, b_hh
+    };
+    auto make_out = [&] {
+      Out o{std::vector<float>(rows * 2 * H), std::vector<float>(S * B * H), std::vector<float>(S * B * H),
+            std::vector<float>(rows * D),     std::vector<float>(S * B * H), std::vector<float>(S * B * H), {}};
+      for (const auto& v : values) o.dw.emplace_back(v.size());
+      return o;
+    };
+
+    // CPU.
+    Out want = make_out();
+    std::vector<seqk::RecurrentGrads> cpu_grads;
+    for (int64_t i = 0; i < S; ++i) {
+      const int64_t in = i < 2 ? D : 2 * H;
+      cpu_grads.push_back({View(want.dw[4 * i].data(), {G * H, in}), View(want.dw[4 * i + 1].data(), {G * H, H}),
+                           View(want.dw[4 * i + 2].data(), {G * H}), View(want.dw[4 * i + 3].data(), {G * H})});
+    }
+    auto states = [&](const std::vector<float>& v) { return ConstView(v.data(), {S, B, H}); };
+    seqk::RecurrentStackSaved cpu_saved;
+    cpu.forward({seq(x.data(), D), seq_out(want.y.data(), 2 * H), states(h0), has_c ? states(c0) : ConstView(),
+                 View(want.h_n.data(), {S, B, H}), has_c ? View(want.c_n.data(), {S, B, H}) : View(), len, sizes},
+                cpu_saved);
+    cpu.backward({seq(x.data(), D), seq(want.y.data(), 2 * H), states(h0), has_c ? states(c0) : ConstView(),
+                  seq(dy.data(), 2 * H), states(dh_n), has_c ? states(dc_n) : ConstView(), seq_out(want.dx.data(), D),
+                  View(want.dh0.data(), {S, B, H}), has_c ? View(want.dc0.data(), {S, B, H}) : View(), len, sizes},
+                 cpu_saved, cpu_grads);
+
+    // Vulkan: everything on one stream.
+    vk::Device& dev = device();
+    auto upload = [&](const std::vector<float>& v) {
+      auto buffer = std::make_unique<vk::Buffer>(dev, v.size());
+      buffer->upload(v);
+      return buffer;
+    };
+    auto g_x = upload(x), g_h0 = upload(h0), g_c0 = upload(c0), g_dy = upload(dy), g_dh_n = upload(dh_n),
+         g_dc_n = upload(dc_n);
+    vk::Buffer g_y(dev, rows * 2 * H), g_h_n(dev, S * B * H), g_c_n(dev, S * B * H), g_dx(dev, rows * D),
+        g_dh0(dev, S * B * H), g_dc0(dev, S * B * H);
+    std::vector<std::unique_ptr<vk::Buffer>> g_dw;
+    std::vector<vk::RecurrentGradBuffers> gpu_grads;
+    for (const auto& v : values) g_dw.push_back(std::make_unique<vk::Buffer>(dev, v.size()));
+    for (int64_t i = 0; i < S; ++i)
+      gpu_grads.push_back({g_dw[4 * i].get(), g_dw[4 * i + 1].get(), g_dw[4 * i + 2].get(), g_dw[4 * i + 3].get()});
+    vk::RecurrentStackSaved gpu_saved;
+    vk::Stream stream(dev);
+    gpu.record_forward(stream,
+                       {T, B, g_x.get(), &g_y, g_h0.get(), has_c ? g_c0.get() : nullptr, &g_h_n,
+                        has_c ? &g_c_n : nullptr, len, sizes},
+                       gpu_saved);
+    gpu.record_backward(stream,
+                        {T, B, g_x.get(), &g_y, g_h0.get(), has_c ? g_c0.get() : nullptr, g_dy.get(), g_dh_n.get(),
+                         has_c ? g_dc_n.get() : nullptr, &g_dx, &g_dh0, has_c ? &g_dc0 : nullptr, len, sizes},
+                        gpu_saved, gpu_grads);
+    stream.submit();
+
+    auto expect_close = [](const char* what, const vk::Buffer& got, const std::vector<float>& w) {
+      EXPECT_TRUE(close_gradient(what, got.download(), to_double(w)));
+    };
+    expect_close("y", g_y, want.y);
+    expect_close("h_n", g_h_n, want.h_n);
+    expect_close("dx", g_dx, want.dx);
+    expect_close("dh0", g_dh0, want.dh0);
+    if (has_c) {
+      expect_close("c_n", g_c_n, want.c_n);
+      expect_close("dc0", g_dc0, want.dc0);
+    }
+    for (std::size_t i = 0; i < g_dw.size(); ++i) {
+      SCOPED_TRACE(testing::Message() << "parameter set " << i / 4 << ", tensor " << i % 4);
+      expect_close("grad", *g_dw[i], want.dw[i]);
     }
   }
 }

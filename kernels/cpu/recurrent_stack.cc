@@ -81,20 +81,7 @@ RecurrentStack::Layout RecurrentStack::layout(const ConstView& x, std::span<cons
                                               std::span<const int64_t> batch_sizes) const {
   Layout layout{detail::sequence_shape(x, lengths, batch_sizes, {cell_, input_size_, hidden_size_}),
                 !batch_sizes.empty(), lengths, batch_sizes, {}};
-  const detail::SequenceShape& s = layout.shape;
-  layout.reversed.resize(static_cast<std::size_t>(s.rows));
-  for (int64_t t = 0; t < s.steps; ++t) {
-    for (int64_t b = 0; b < s.offsets[t + 1] - s.offsets[t]; ++b) {
-      int64_t length = s.steps;  // steps sequence b runs for
-      if (!lengths.empty()) length = lengths[b];
-      if (layout.packed) {
-        length = 0;
-        while (length < s.steps && s.offsets[length + 1] - s.offsets[length] > b) ++length;
-      }
-      // Padding past a padded sequence's end stays where it is.
-      layout.reversed[s.offsets[t] + b] = t < length ? s.offsets[length - 1 - t] + b : s.offsets[t] + b;
-    }
-  }
+  layout.reversed = detail::mirrored_rows(layout.shape, lengths, layout.packed);
   return layout;
 }
 

@@ -138,23 +138,7 @@ struct StepRows {
 };
 
 StepRows step_rows(int64_t steps, int64_t batch, std::span<const int64_t> lengths, std::span<const int64_t> batch_sizes) {
-  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
-  require(lengths.empty() || batch_sizes.empty(), "give lengths (padded sequences) or batch_sizes (packed), not both");
-  StepRows layout;
-  layout.offsets.assign(1, 0);
-  if (batch_sizes.empty()) {
-    for (int64_t t = 0; t < steps; ++t) layout.offsets.push_back((t + 1) * batch);
-    return layout;
-  }
-  layout.packed = true;
-  require(static_cast<int64_t>(batch_sizes.size()) == steps && batch_sizes[0] == batch, "batch_sizes (",
-          batch_sizes.size(), " steps, first ", batch_sizes[0], ") does not match T = ", steps, ", B = ", batch);
-  for (int64_t t = 0; t < steps; ++t) {
-    require(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), "batch_sizes[", t, "] = ",
-            batch_sizes[t], ": packed sequences must be sorted by length, longest first, each step non-empty");
-    layout.offsets.push_back(layout.offsets.back() + batch_sizes[t]);
-  }
-  return layout;
+  return {detail::step_offsets(steps, batch, lengths, batch_sizes), !batch_sizes.empty()};
 }
 
 // Padded sequences' lengths, checked (B of them, each 1..T) and uploaded as
@@ -583,4 +567,26 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     download_optional(buffer, view);
 }
 
+namespace detail {
+
+std::vector<int64_t> step_offsets(int64_t steps, int64_t batch, std::span<const int64_t> lengths,
+                                  std::span<const int64_t> batch_sizes) {
+  require(steps > 0 && batch > 0, "vulkan recurrent layer: T and B must be > 0, got T = ", steps, ", B = ", batch);
+  require(lengths.empty() || batch_sizes.empty(), "give lengths (padded sequences) or batch_sizes (packed), not both");
+  std::vector<int64_t> offsets(1, 0);
+  if (batch_sizes.empty()) {
+    for (int64_t t = 0; t < steps; ++t) offsets.push_back((t + 1) * batch);
+    return offsets;
+  }
+  require(static_cast<int64_t>(batch_sizes.size()) == steps && batch_sizes[0] == batch, "batch_sizes (",
+          batch_sizes.size(), " steps, first ", batch_sizes[0], ") does not match T = ", steps, ", B = ", batch);
+  for (int64_t t = 0; t < steps; ++t) {
+    require(batch_sizes[t] > 0 && (t == 0 || batch_sizes[t] <= batch_sizes[t - 1]), "batch_sizes[", t, "] = ",
+            batch_sizes[t], ": packed sequences must be sorted by length, longest first, each step non-empty");
+    offsets.push_back(offsets.back() + batch_sizes[t]);
+  }
+  return offsets;
+}
+
+}  // namespace detail
 }  // namespace seqk::vk

@@ -230,8 +230,18 @@ void gemm_strided(Stream& stream, const Operand& a, const Operand& b, Buffer& c,
 
 // Records dst[dst_offset + i] = src[src_offset + i] for i < count.
 void copy(Stream& stream, const Buffer& src, int64_t src_offset, Buffer& dst, int64_t dst_offset, int64_t count);
+// The first row of each step of a batch of sequences (T + 1 offsets): B per
+// step, or the packed batch_sizes (checked: sorted, non-empty steps).
+std::vector<int64_t> step_offsets(int64_t steps, int64_t batch, std::span<const int64_t> lengths,
+                                  std::span<const int64_t> batch_sizes);
+
 // Records dst[i] = value for every element.
 void fill(Stream& stream, Buffer& dst, float value);
+// Records dst[r·dst_stride + dst_col + j] (+)= src[index(r)·src_stride + src_col + j]
+// for r < rows, j < width; index(r) = r, or indices[r] (row numbers as floats).
+void gather_rows(Stream& stream, const Buffer& src, int64_t src_stride, int64_t src_col, Buffer& dst,
+                 int64_t dst_stride, int64_t dst_col, int64_t rows, int64_t width, const Buffer* indices,
+                 bool accumulate);
 
 }  // namespace detail
 

@@ -11,6 +11,9 @@ namespace {
 const uint32_t kCopy[] = {
 #include "copy.spv.h"
 };
+const uint32_t kGatherRows[] = {
+#include "gather_rows.spv.h"
+};
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
 };
@@ -25,6 +28,7 @@ const uint32_t kRecurrentBackwardStep[] = {
 
 std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "copy") return kCopy;
+  if (name == "gather_rows") return kGatherRows;
   if (name == "gemm") return kGemm;
   if (name == "recurrent_forward_step") return kRecurrentForwardStep;
   if (name == "recurrent_backward_step") return kRecurrentBackwardStep;
