@@ -28,7 +28,7 @@ ninja -C "$build_dir"
 out="${SEQK_RESULTS_DIR:-results}/$(hostname)-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
-# 5 repetitions: the default suite takes about 3.5 minutes on 2 vCPUs, 70 s
+# 5 repetitions: the default suite takes about 6 minutes on 2 vCPUs, 70 s
 # of it the lavapipe (CPU Vulkan) rows, which run once each.
 # Interleaving them at random spreads a burst of load from other processes
 # over several rows' repetitions instead of spoiling every repetition of one.
