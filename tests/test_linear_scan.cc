@@ -1,0 +1,171 @@
+// The diagonal linear recurrence h_t = a_t ⊙ h_{t-1} + b_t: forward against
+// a sequential fp64 loop, backward against finite differences of it, on
+// every SIMD target, with both parallel forms (threads over channels, and
+// over chunks of steps when the channels are few), T up to 100k, a = 0 and
+// a = 1, and bad shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "reference.h"
+#include "seqk/error.h"
+#include "seqk/scan.h"
+#include "seqk/thread_pool.h"
+
+namespace seqk_test {
+namespace {
+
+using seqk::ConstView;
+using seqk::View;
+
+// h_t = a_t h_{t-1} + b_t in double; (T, C) rows, h0 (C) or empty.
+std::vector<double> reference_scan(const std::vector<float>& a, const std::vector<float>& b,
+                                   const std::vector<float>& h0, int64_t T, int64_t C) {
+  std::vector<double> h(T * C), state(C, 0.0);
+  for (int64_t c = 0; c < C && !h0.empty(); ++c) state[c] = h0[c];
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < C; ++c) h[t * C + c] = state[c] = a[t * C + c] * state[c] + b[t * C + c];
+  return h;
+}
+
+struct ScanCase {
+  int64_t T, B, D;
+};
+
+// The error of the chunked form grows with the run of products it
+// reassociates; 1e-5 relative (plus 1e-6) is ~100 ulp, far above what a
+// step of fp32 rounding does and far below a wrong carry (O(1)).
+testing::AssertionResult close_scan(const char* what, const std::vector<float>& got, const std::vector<double>& want,
+                                    double relative = 1e-5) {
+  std::vector<double> tol(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) tol[i] = relative * std::fabs(want[i]) + 1e-6;
+  return close_elementwise(what, got.data(), want.data(), tol.data(), want.size());
+}
+
+class LinearScan : public TargetTest {};
+
+TEST_P(LinearScan, ForwardMatchesSequentialFp64) {
+  // Few channels (the chunked form with 2+ threads) and many (split channels).
+  for (const ScanCase& s : {ScanCase{1, 1, 1}, ScanCase{7, 3, 5}, ScanCase{100, 1, 3}, ScanCase{257, 2, 7},
+                            ScanCase{33, 4, 40}}) {
+    for (int threads : {1, 2, 3}) {
+      for (bool with_h0 : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "T=" << s.T << " B=" << s.B << " D=" << s.D << " threads=" << threads
+                                        << (with_h0 ? " h0" : ""));
+        const int64_t C = s.B * s.D;
+        const std::vector<float> a = random_floats(s.T * C, 11, -0.99f, 0.99f), b = random_floats(s.T * C, 12);
+        const std::vector<float> h0 = with_h0 ? random_floats(C, 13) : std::vector<float>();
+        std::vector<float> h(s.T * C, kSentinel);
+        seqk::ThreadPool pool(threads);
+        seqk::linear_scan({ConstView(a.data(), {s.T, s.B, s.D}), ConstView(b.data(), {s.T, s.B, s.D}),
+                           with_h0 ? ConstView(h0.data(), {s.B, s.D}) : ConstView(), View(h.data(), {s.T, s.B, s.D})},
+                          &pool);
+        EXPECT_TRUE(close_scan("h", h, reference_scan(a, b, h0, s.T, C)));
+      }
+    }
+  }
+}
+
+// L = Σ w ⊙ h; central differences in double of the sequential loop.
+TEST_P(LinearScan, BackwardMatchesFiniteDifferences) {
+  for (const ScanCase& s : {ScanCase{6, 2, 3}, ScanCase{40, 1, 2}, ScanCase{5, 3, 40}}) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(testing::Message() << "T=" << s.T << " C=" << s.B * s.D << " threads=" << threads);
+      const int64_t T = s.T, C = s.B * s.D;
+      std::vector<float> a = random_floats(T * C, 21, -0.99f, 0.99f), b = random_floats(T * C, 22),
+                         h0 = random_floats(C, 23);
+      const std::vector<float> w = random_floats(T * C, 24);
+      auto loss = [&] {
+        const std::vector<double> h = reference_scan(a, b, h0, T, C);
+        double sum = 0;
+        for (int64_t i = 0; i < T * C; ++i) sum += w[i] * h[i];
+        return sum;
+      };
+      // Perturbing the float inputs by 1e-3 keeps the step exact in float;
+      // the loss is linear in b and h0 and polynomial of low degree per
+      // element in a, so central differences are accurate to ~1e-7 here.
+      auto fd = [&](std::vector<float>& v) {
+        std::vector<double> grad(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) {
+          const float saved = v[i];
+          v[i] = saved + 1e-3f;
+          const double plus = loss();
+          v[i] = saved - 1e-3f;
+          const double minus = loss();
+          v[i] = saved;
+          grad[i] = (plus - minus) / (static_cast<double>(saved + 1e-3f) - static_cast<double>(saved - 1e-3f));
+        }
+        return grad;
+      };
+      std::vector<float> h(T * C), da(T * C, kSentinel), db(T * C, kSentinel), dh0(C, kSentinel);
+      seqk::ThreadPool pool(threads);
+      const ConstView a_view(a.data(), {T, s.B, s.D}), h0_view(h0.data(), {s.B, s.D});
+      seqk::linear_scan({a_view, ConstView(b.data(), {T, s.B, s.D}), h0_view, View(h.data(), {T, s.B, s.D})}, &pool);
+      seqk::linear_scan_backward({a_view, h0_view, ConstView(h.data(), {T, s.B, s.D}), ConstView(w.data(), {T, s.B, s.D}),
+                                  View(da.data(), {T, s.B, s.D}), View(db.data(), {T, s.B, s.D}),
+                                  View(dh0.data(), {s.B, s.D})},
+                                 &pool);
+      EXPECT_TRUE(close_scan("da", da, fd(a), 1e-4));
+      EXPECT_TRUE(close_scan("db", db, fd(b), 1e-4));
+      EXPECT_TRUE(close_scan("dh0", dh0, fd(h0), 1e-4));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, LinearScan, testing::ValuesIn(seqk::available_simd_targets()), target_test_name);
+
+// T = 100,000 on 3 channels and 2 threads (the chunked form: each chunk's
+// carry crosses ~33k steps of products), a near 1 so the state remembers
+// far back and grows to ~30. Tolerance: 1e-5 of the largest |h|, for every
+// element: fp32 rounding of a state of that size is absolute (~1e-6 of it
+// per step, random in sign), so it does not shrink where h crosses zero; a
+// wrong carry is off by O(the state).
+TEST(LinearScanLong, HundredThousandSteps) {
+  const int64_t T = 100000, C = 3;
+  const std::vector<float> a = random_floats(T * C, 31, 0.999f, 1.0f), b = random_floats(T * C, 32);
+  std::vector<float> h(T * C);
+  seqk::ThreadPool pool(2);
+  seqk::linear_scan({ConstView(a.data(), {T, 1, C}), ConstView(b.data(), {T, 1, C}), {}, View(h.data(), {T, 1, C})},
+                    &pool);
+  const std::vector<double> want = reference_scan(a, b, {}, T, C);
+  EXPECT_TRUE(close_uniform("h", h.data(), want.data(), 1e-5 * max_abs(want), want.size()));
+}
+
+// a = 0: h_t = b_t exactly; a = 1: the running sum (exact for small integers).
+TEST(LinearScanLong, EdgeCoefficients) {
+  const int64_t T = 50, C = 5;
+  std::vector<float> zeros(T * C, 0.0f), ones(T * C, 1.0f), b(T * C);
+  for (int64_t i = 0; i < T * C; ++i) b[i] = static_cast<float>(i % 7) - 3.0f;
+  std::vector<float> h(T * C);
+  seqk::ThreadPool pool(2);
+  seqk::linear_scan({ConstView(zeros.data(), {T, 1, C}), ConstView(b.data(), {T, 1, C}), {}, View(h.data(), {T, 1, C})},
+                    &pool);
+  EXPECT_EQ(h, b);
+  seqk::linear_scan({ConstView(ones.data(), {T, 1, C}), ConstView(b.data(), {T, 1, C}), {}, View(h.data(), {T, 1, C})},
+                    &pool);
+  for (int64_t c = 0; c < C; ++c) {
+    float sum = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      sum += b[t * C + c];
+      ASSERT_EQ(h[t * C + c], sum) << "t=" << t << " c=" << c;
+    }
+  }
+}
+
+TEST(LinearScanLong, RejectsBadShapes) {
+  std::vector<float> a(24, 0.5f), b(24, 0.5f), h(24, kSentinel), h0(6, 0.0f);
+  const ConstView a_view(a.data(), {4, 2, 3});
+  EXPECT_THROW(seqk::linear_scan({a_view, ConstView(b.data(), {4, 3, 2}), {}, View(h.data(), {4, 2, 3})}),
+               seqk::Error);
+  EXPECT_THROW(seqk::linear_scan({a_view, ConstView(b.data(), {4, 2, 3}), ConstView(h0.data(), {3, 2}),
+                                  View(h.data(), {4, 2, 3})}),
+               seqk::Error);
+  EXPECT_THROW(seqk::linear_scan({ConstView(a.data(), {0, 2, 3}), ConstView(b.data(), {0, 2, 3}), {},
+                                  View(h.data(), {0, 2, 3})}),
+               seqk::Error);
+  EXPECT_TRUE(all_sentinel(h.data(), h.size()));
+}
+
+}  // namespace
+}  // namespace seqk_test
