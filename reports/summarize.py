@@ -8,6 +8,7 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
       (cell: lstm, gru, rnn_tanh, rnn_relu, lstm_l2 (two layers), lstm_bi (bidirectional);
        impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
   s8_lstm_fwd/{padded,packed,bucketed}/B:../D:../H:../T:..
+  scan_{fwd,bwd}/{1thread,threads}/C:../T:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -67,7 +68,8 @@ class Row:
             return
         scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
         values = {"time_ms": entry.get("real_time", 0.0) * scale}
-        for key in ("GFLOP/s", "pct_peak", "wall_ms", "useful_tokens/s", "padding_pct", "useful_GFLOP/s"):
+        for key in ("GFLOP/s", "pct_peak", "wall_ms", "useful_tokens/s", "padding_pct", "useful_GFLOP/s", "GB/s",
+                    "pct_triad"):
             if key in entry:
                 values[key] = entry[key]
         if entry.get("run_type") == "aggregate":
@@ -290,6 +292,23 @@ def s8_section(machine):
         "same results for the real steps (tests/test_variable_length.cc)."
 
 
+def scan_section(machine):
+    """The linear-recurrence scan over T, as GB/s and % of the triad bandwidth of the same run."""
+    rows = []
+    for family, title in (("scan_fwd", "forward"), ("scan_bwd", "backward")):
+        for row in machine.rows_of(family):
+            if "T" not in row.shape:
+                continue  # the BigO / RMS fits
+            rows.append([title, row.variant, row.shape["T"], row.time_cell(), fmt(row.value("GB/s")),
+                         fmt(row.value("pct_triad"), 2)])
+    if not rows:
+        return "No scan rows."
+    triad = next((c.get("triad_gbps") for c in machine.contexts if c.get("triad_gbps")), None)
+    return table(["pass", "threads", "T", "ms", "GB/s", "% of triad"], rows) + \
+        f"\n\nTriad bandwidth measured in the same run: {fmt(number(triad))} GB/s. Minimal traffic counted: " \
+        "3 arrays forward (a, b, h), 5 backward (a, h, dh, da, db)."
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -360,6 +379,7 @@ def summarize(paths):
                 "### Recurrent layers", "", recurrent_section(machine, notes), ""]
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
         out += ["### S8: padded vs packed vs bucketed batches", "", s8_section(machine), ""]
+        out += ["### Linear-recurrence scan", "", scan_section(machine), ""]
         out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",

@@ -41,31 +41,47 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 namespace {
 
+// Channel vectors a scan keeps in flight: a row's block is contiguous, so
+// the rows stream through memory in order (a column at a time would stride
+// through it), and the block's independent FMA chains hide their latency.
+constexpr size_t kBlockVectors = 8;
+
 // Rows [r0, r1) of channels [c0, c1): out = coef ⊙ state + x, the state
 // starting at `state` (null: zero) and left in `state_out` (null: dropped);
 // `product` (null: not wanted) gets Π coef over the rows.
 void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_t c1, const float* state,
                float* state_out, float* product) {
   const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
   size_t c = c0;
-  for (; c + lanes <= c1; c += lanes) {
-    auto h = state ? hn::LoadU(d, state + c - c0) : hn::Zero(d);
-    auto p = hn::Set(d, 1.0f);
+  for (; c + lanes <= c1;) {
+    const size_t vectors = std::min(kBlockVectors, (c1 - c) / lanes);
+    V h[kBlockVectors], p[kBlockVectors];
+    for (size_t v = 0; v < vectors; ++v) {
+      h[v] = state ? hn::LoadU(d, state + c - c0 + v * lanes) : hn::Zero(d);
+      p[v] = hn::Set(d, 1.0f);
+    }
     for (size_t r = r0; r < r1; ++r) {
       const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
-      const auto x = hn::LoadU(d, s.x + at);
-      if (r == 0 && !state) {
-        h = x;  // from zero: row 0's coefficient does not matter (and may not exist)
-      } else {
-        const auto a = hn::LoadU(d, s.coef + at);
-        h = hn::MulAdd(a, h, x);
-        if (product) p = hn::Mul(p, a);
+      const bool from_zero = r == 0 && !state;  // row 0's coefficient does not matter (and may not exist)
+      for (size_t v = 0; v < vectors; ++v) {
+        const auto x = hn::LoadU(d, s.x + at + v * lanes);
+        if (from_zero) {
+          h[v] = x;
+        } else {
+          const auto a = hn::LoadU(d, s.coef + at + v * lanes);
+          h[v] = hn::MulAdd(a, h[v], x);
+          if (product) p[v] = hn::Mul(p[v], a);
+        }
+        hn::StoreU(h[v], d, s.out + at + v * lanes);
       }
-      hn::StoreU(h, d, s.out + at);
     }
-    if (state_out) hn::StoreU(h, d, state_out + c - c0);
-    if (product) hn::StoreU(p, d, product + c - c0);
+    for (size_t v = 0; v < vectors; ++v) {
+      if (state_out) hn::StoreU(h[v], d, state_out + c - c0 + v * lanes);
+      if (product) hn::StoreU(p[v], d, product + c - c0 + v * lanes);
+    }
+    c += vectors * lanes;
   }
   for (; c < c1; ++c) {
     float h = state ? state[c - c0] : 0.0f, p = 1.0f;
@@ -112,9 +128,14 @@ void FixUpBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* ca
 void ScanParallel(const detail::ScanRows& s, ThreadPool* pool) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d), threads = static_cast<size_t>(pool->num_threads());
-  // Enough channels: each thread scans all rows of its own channels, and
-  // reads and writes every element once.
-  if (threads == 1 || s.channels >= threads * 4 * lanes || s.rows < 4 * threads) {
+  // Wide rows (4 KiB or more per thread): each thread scans all rows of its
+  // own channels, reading and writing every element once. Narrower rows
+  // split that way make the threads stream interleaved pieces of the same
+  // cache lines (each core's prefetcher then fetches the other's lines), and
+  // one thread streaming a long scan already gets most of the bandwidth
+  // (~80% of triad here): those run on the calling thread alone.
+  constexpr size_t kChannelsPerThread = 1024;
+  if (threads > 1 && s.channels >= threads * kChannelsPerThread) {
     pool->run([&](int thread_index, int num_threads) {
       const size_t vectors = (s.channels + lanes - 1) / lanes, n = static_cast<size_t>(num_threads);
       const size_t t = static_cast<size_t>(thread_index);
@@ -124,7 +145,11 @@ void ScanParallel(const detail::ScanRows& s, ThreadPool* pool) {
     });
     return;
   }
-  // Few channels: chunks of rows. Chunk 0 starts from the true state and is
+  if (threads == 1 || s.channels >= threads * lanes || s.rows < 4 * threads) {
+    ScanBlock(s, 0, s.rows, 0, s.channels, s.init, nullptr, nullptr);
+    return;
+  }
+  // Fewer channels than a vector per thread: chunks of rows. Chunk 0 starts from the true state and is
   // final after one pass; the others are scanned from zero, then fixed up
   // (a second pass), so chunk 0 gets twice their share of rows.
   std::vector<size_t> bounds(threads + 1);

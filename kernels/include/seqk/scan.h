@@ -5,12 +5,16 @@
 //   g_t = dL/dh_t + a_{t+1} ⊙ g_{t+1},   da_t = g_t ⊙ h_{t-1},   db_t = g_t,
 //   dh_0 = a_1 ⊙ g_1.
 //
-// SIMD runs across channels. Threads split the channels when there are
-// enough of them; otherwise they split the time steps into chunks: each
-// chunk scans from a zero state, a short sequential pass carries the chunks'
-// end states across, and a fix-up pass adds each chunk's carried-in state
-// times the running product of its a's. The results are those of the
-// sequential loop up to fp32 rounding (the chunked form reassociates).
+// SIMD runs across channels, several vectors of them per row at a time, so
+// the rows stream through memory in order. Threads split the channels when
+// rows are wide (≥ 1024 channels per thread); with fewer channels than a
+// vector per thread they split the time steps into chunks: each chunk scans
+// from a zero state, a short sequential pass carries the chunks' end states
+// across, and a fix-up pass adds each chunk's carried-in state times the
+// running product of its a's. In between, one thread streams the whole scan,
+// which is memory-bound and already near the machine's bandwidth. The results
+// are those of the sequential loop up to fp32 rounding (the chunked form
+// reassociates).
 #pragma once
 
 #include "seqk/tensor.h"
