@@ -14,6 +14,9 @@ const uint32_t kCopy[] = {
 const uint32_t kGatherRows[] = {
 #include "gather_rows.spv.h"
 };
+const uint32_t kLinearScan[] = {
+#include "linear_scan.spv.h"
+};
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
 };
@@ -30,6 +33,7 @@ std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "copy") return kCopy;
   if (name == "gather_rows") return kGatherRows;
   if (name == "gemm") return kGemm;
+  if (name == "linear_scan") return kLinearScan;
   if (name == "recurrent_forward_step") return kRecurrentForwardStep;
   if (name == "recurrent_backward_step") return kRecurrentBackwardStep;
   seqk::detail::fail("vulkan: no embedded shader named '", name, "'");
