@@ -1,7 +1,7 @@
 // The linear-recurrence scan (claim S5's linear part): forward and backward
 // over T from 256 to 1M steps, with Complexity fits, on 1 thread and on all,
 // as GB/s and as a percentage of the STREAM triad bandwidth measured in the
-// same run.
+// same run; and on every Vulkan GPU (GPU time from timestamps, GB/s).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -14,6 +14,12 @@
 #include "seqk/aligned.h"
 #include "seqk/scan.h"
 #include "seqk/thread_pool.h"
+
+#if SEQK_HAVE_VULKAN
+#include "bench/vulkan_devices.h"
+#include "seqk/vulkan.h"
+#include "seqk/vulkan_scan.h"
+#endif
 
 namespace seqk_bench {
 namespace {
@@ -77,6 +83,37 @@ void bench_scan(benchmark::State& state, bool backward, int threads) {
   report_bandwidth(state, T, backward ? 5 : 3, seconds);
 }
 
+#if SEQK_HAVE_VULKAN
+// Forward or backward on one Vulkan device, data resident there; the row's
+// time is the GPU time of the submit.
+void bench_vulkan_scan(benchmark::State& state, int device_index, bool backward) {
+  const int64_t T = state.range(0), n = T * kChannels;
+  seqk::vk::Device& device = vulkan_device(device_index);
+  seqk::vk::Buffer a(device, n), b(device, n), h(device, n), da(device, n), db(device, n);
+  a.upload(uniform_random(n, 0.99f, 1));
+  b.upload(uniform_random(n, 1.0f, 2));
+  seqk::vk::Stream stream(device, /*timestamps=*/true);
+  auto run = [&] {
+    if (backward) {
+      seqk::vk::linear_scan_backward(stream, a, nullptr, h, b, da, db, nullptr, T, kChannels);
+    } else {
+      seqk::vk::linear_scan(stream, a, b, h, T, kChannels);
+    }
+    stream.submit();
+  };
+  run();
+  double seconds = 0;
+  for (auto _ : state) {
+    run();
+    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
+    seconds += stream.last_gpu_ms() * 1e-3;
+  }
+  const double bytes = (backward ? 5.0 : 3.0) * n * sizeof(float);
+  state.counters["GB/s"] = bytes * static_cast<double>(state.iterations()) / seconds * 1e-9;
+  state.SetComplexityN(T);
+}
+#endif
+
 }  // namespace
 
 void register_benchmarks() {
@@ -95,6 +132,24 @@ void register_benchmarks() {
           ->MinTime(kMinTimeSeconds);
     }
   }
+#if SEQK_HAVE_VULKAN
+  // GPUs only: lavapipe would take minutes at 1M steps.
+  for (const seqk::vk::DeviceInfo& info : vulkan_devices()) {
+    if (info.type == seqk::vk::DeviceType::kCpu || !info.timestamps) continue;
+    for (const bool backward : {false, true}) {
+      const std::string name = std::string(backward ? "scan_bwd" : "scan_fwd") + "/vulkan" +
+                               std::to_string(info.index) + "/C:" + std::to_string(kChannels);
+      benchmark::RegisterBenchmark(name.c_str(), skipping_errors(bench_vulkan_scan), info.index, backward)
+          ->ArgName("T")
+          ->RangeMultiplier(4)
+          ->Range(256, 1 << 20)
+          ->Complexity(benchmark::oN)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+    }
+  }
+#endif
 }
 
 }  // namespace seqk_bench
