@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench/bench_main.h"
@@ -17,6 +18,7 @@
 #include "bench/recurrent_shapes.h"
 #include "bench/machine_context.h"
 #include "seqk/recurrent_layer.h"
+#include "seqk/min_rnn.h"
 #include "seqk/recurrent_stack.h"
 #include "seqk/sequence_batch.h"
 #include "seqk/thread_pool.h"
@@ -235,6 +237,34 @@ void bench_s8(benchmark::State& state, S8Mode mode) {
       recurrent_flops(seqk::CellKind::kLstm, {1, D, H, 1}, Pass::kForward) * useful * iterations / seconds * 1e-9;
 }
 
+// Claim S5's minGRU/minLSTM part: one training step (forward + backward) of
+// the min-RNN, whose recurrence is a linear scan, beside the GRU / LSTM it
+// simplifies, at sequence length 512 (the paper reports 175x / 235x per
+// step there, on a GPU, against sequential PyTorch loops).
+constexpr RecurrentShape kS5Shape = {64, 256, 256, 512};
+
+void bench_min_rnn(benchmark::State& state, seqk::MinRnnKind kind) {
+  const RecurrentShape shape = kS5Shape;
+  const int64_t T = shape.steps, B = shape.batch, D = shape.input, H = shape.hidden;
+  seqk::MinRnnLayer layer(kind, D, H);
+  const int64_t G = layer.gates();
+  const float bound = 1.0f / std::sqrt(static_cast<float>(D));
+  const std::vector<float> w = uniform_random(G * H * D, bound, 1), b = uniform_random(G * H, bound, 2);
+  layer.set_parameters({{w.data(), {G * H, D}}, {b.data(), {G * H}}});
+  const std::vector<float> x = uniform_random(T * B * D, 1.0f, 3), dy = uniform_random(T * B * H, 1.0f, 4);
+  std::vector<float> y(T * B * H), dx(T * B * D), dw(w.size()), db(b.size());
+  seqk::MinRnnSaved saved;
+  auto run = [&] {
+    layer.forward({x.data(), {T, B, D}}, {}, {y.data(), {T, B, H}}, &saved);
+    layer.backward({x.data(), {T, B, D}}, {}, {y.data(), {T, B, H}}, {dy.data(), {T, B, H}}, saved,
+                   {dx.data(), {T, B, D}}, {}, {{dw.data(), {G * H, D}}, {db.data(), {G * H}}});
+  };
+  run();
+  const double seconds = time_loop(state, run);
+  const double iterations = static_cast<double>(state.iterations());
+  state.counters["tokens/s"] = static_cast<double>(T * B) * iterations / seconds;
+}
+
 #if SEQK_HAVE_ONEDNN
 // oneDNN 2.6.3 segfaults on some RNN configurations on some CPUs, and a hang
 // is possible too: SEQK_PEER_TIMEOUT_S bounds one child's run.
@@ -371,6 +401,20 @@ void register_benchmarks() {
           ->MinTime(kMinTimeSeconds);
 #endif
     }
+  }
+  // Claim S5: min-RNN training steps beside the full cells at the same shape.
+  for (const auto& [cell, kind, name] : {std::tuple{seqk::CellKind::kGru, seqk::MinRnnKind::kGru, "mingru"},
+                                         {seqk::CellKind::kLstm, seqk::MinRnnKind::kLstm, "minlstm"}}) {
+    benchmark::RegisterBenchmark(row_name(cell, Pass::kForwardBackward, "seqk", kS5Shape).c_str(),
+                                 skipping_errors(bench_seqk), cell, kS5Shape, Pass::kForwardBackward)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(kMinTimeSeconds);
+    benchmark::RegisterBenchmark(("s5_" + std::string(name) + "_fwdbwd/seqk/" + shape_name(kS5Shape)).c_str(),
+                                 skipping_errors(bench_min_rnn), kind)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(kMinTimeSeconds);
   }
   // Claim S8.
   for (const auto& [mode, name] : {std::pair{S8Mode::kPadded, "padded"}, {S8Mode::kPacked, "packed"},

@@ -8,7 +8,8 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
       (cell: lstm, gru, rnn_tanh, rnn_relu, lstm_l2 (two layers), lstm_bi (bidirectional);
        impl: seqk, onednn, seqk-vulkan<device index>, cudnn)
   s8_lstm_fwd/{padded,packed,bucketed}/B:../D:../H:../T:..
-  scan_{fwd,bwd}/{1thread,threads}/C:../T:..
+  scan_{fwd,bwd}/{1thread,threads,vulkan<i>}/C:../T:..
+  s5_{mingru,minlstm}_fwdbwd/seqk/B:../D:../H:../T:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -292,6 +293,24 @@ def s8_section(machine):
         "same results for the real steps (tests/test_variable_length.cc)."
 
 
+def s5_section(machine):
+    """Claim S5 (minGRU/minLSTM): a training step of the min-RNN against the cell it simplifies."""
+    rows = []
+    for full, small in (("gru", "mingru"), ("lstm", "minlstm")):
+        for row in machine.rows_of(f"s5_{small}_fwdbwd"):
+            base = machine.find(f"{full}_fwdbwd", "seqk", row.shape)
+            small_ms = row.value("time_ms")
+            base_ms = base.value("time_ms") if base is not None and base.ok() else None
+            rows.append([f"{small} vs {full}", *shape_cells(row.shape, "BDHT"), row.time_cell(),
+                         base.time_cell() if base is not None else "–",
+                         fmt(base_ms / small_ms) if base_ms and small_ms else "–"])
+    if not rows:
+        return "No S5 rows."
+    return table(["pair", "B", "D", "H", "T", "min-RNN fwd+bwd ms", "full cell fwd+bwd ms", "speedup"], rows) + \
+        "\n\nFeng et al. report 175x (minGRU) and 235x (minLSTM) per training step at T = 512 on a GPU, against " \
+        "sequential PyTorch GRU/LSTM loops; here both sides are seqk's own CPU kernels."
+
+
 def scan_section(machine):
     """The linear-recurrence scan over T, as GB/s and % of the triad bandwidth of the same run."""
     rows = []
@@ -380,6 +399,7 @@ def summarize(paths):
         out += [f"- {note}" for note in notes] + ([""] if notes else [])
         out += ["### S8: padded vs packed vs bucketed batches", "", s8_section(machine), ""]
         out += ["### Linear-recurrence scan", "", scan_section(machine), ""]
+        out += ["### S5: minGRU / minLSTM against GRU / LSTM", "", s5_section(machine), ""]
         out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",

@@ -9,14 +9,10 @@
 #include <vector>
 
 #include "seqk/error.h"
+#include "kernels/cpu/min_rnn_gates.h"
 #include "seqk/scan.h"
 
 namespace seqk {
-namespace {
-
-float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-
-}  // namespace
 
 MinRnnLayer::MinRnnLayer(MinRnnKind kind, int64_t input_size, int64_t hidden_size)
     : kind_(kind), input_size_(input_size), hidden_size_(hidden_size) {
@@ -54,23 +50,9 @@ void MinRnnLayer::forward(ConstView x, ConstView h0, View y, MinRnnSaved* saved,
   float* gate = keep.gates_.data();
   gemm(ConstView(x.data(), {rows, D}), w_, View(gate, {rows, G * H}), {.bias = bias_.data()}, pool);
   AlignedVector a(static_cast<size_t>(rows * H)), b(static_cast<size_t>(rows * H));
-  for (int64_t r = 0; r < rows; ++r) {
-    float* g = gate + r * G * H;
-    for (int64_t j = 0; j < H; ++j) {
-      const int64_t i = r * H + j;
-      if (kind_ == MinRnnKind::kGru) {
-        g[j] = sigmoid(g[j]);  // z; g[H + j] is h̃
-        a[i] = 1.0f - g[j];
-        b[i] = g[j] * g[H + j];
-      } else {
-        g[j] = sigmoid(g[j]);          // f
-        g[H + j] = sigmoid(g[H + j]);  // i; g[2H + j] is h̃
-        const float sum = g[j] + g[H + j];
-        a[i] = g[j] / sum;
-        b[i] = g[H + j] / sum * g[2 * H + j];
-      }
-    }
-  }
+  pool = pool ? pool : &ThreadPool::global();
+  detail::min_gates_forward({kind_ == MinRnnKind::kLstm, static_cast<size_t>(rows), static_cast<size_t>(H), gate, gate,
+                             a.data(), b.data(), nullptr, pool});
   linear_scan({ConstView(a.data(), {T, B, H}), ConstView(b.data(), {T, B, H}), h0, y}, pool);
 }
 
@@ -91,6 +73,7 @@ void MinRnnLayer::backward(ConstView x, ConstView h0, ConstView y, ConstView dy,
   require_shape(grads.b, "grads.b", {G * H});
 
   // The scan's gradients: da (of its coefficient), db (of its input), dh0.
+  pool = pool ? pool : &ThreadPool::global();
   const float* gate = saved.gates_.data();
   AlignedVector a(static_cast<size_t>(rows * H)), da(a.size()), db(a.size());
   for (int64_t r = 0; r < rows; ++r) {
@@ -103,27 +86,8 @@ void MinRnnLayer::backward(ConstView x, ConstView h0, ConstView y, ConstView dy,
                        pool);
   // Through the gates to their pre-activations.
   AlignedVector dpre(static_cast<size_t>(rows * G * H));
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = gate + r * G * H;
-    float* dg = dpre.data() + r * G * H;
-    for (int64_t j = 0; j < H; ++j) {
-      const float d_coef = da[r * H + j], d_input = db[r * H + j];
-      if (kind_ == MinRnnKind::kGru) {
-        // a = 1 − z, b = z ⊙ h̃.
-        const float z = g[j];
-        dg[j] = (d_input * g[H + j] - d_coef) * z * (1.0f - z);
-        dg[H + j] = d_input * z;
-      } else {
-        // a = f / s, b = (i / s) ⊙ h̃, s = f + i.
-        const float f = g[j], i = g[H + j], candidate = g[2 * H + j], s = f + i;
-        const float d_i_norm = d_input * candidate;  // of i / s
-        const float df = (d_coef - d_i_norm) * i / (s * s), di = (d_i_norm - d_coef) * f / (s * s);
-        dg[j] = df * f * (1.0f - f);
-        dg[H + j] = di * i * (1.0f - i);
-        dg[2 * H + j] = d_input * i / s;
-      }
-    }
-  }
+  detail::min_gates_backward({kind_ == MinRnnKind::kLstm, static_cast<size_t>(rows), static_cast<size_t>(H), gate,
+                              nullptr, da.data(), db.data(), dpre.data(), pool});
   // dW = dpreᵀ · x, db = dpre summed over the rows, dx = dpre · W.
   gemm(ConstView(dpre.data(), {rows, G * H}).transposed(), PackedMatrix(ConstView(x.data(), {rows, D}).transposed()),
        grads.w, {}, pool);
