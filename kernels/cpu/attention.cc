@@ -523,7 +523,10 @@ void SoftmaxRows(const detail::AttentionShape& s, size_t b, float* scores, Threa
       max = hn::Max(max, x);
     }
     float row_max = hn::GetLane(hn::MaxOfLanes(d, max));
-    for (; j < visible; ++j) row_max = HWY_MAX(row_max, row[j] *= s.scale);
+    for (; j < visible; ++j) {
+      row[j] *= s.scale;
+      row_max = HWY_MAX(row_max, row[j]);
+    }
     V sum = hn::Zero(d);
     for (j = 0; j + lanes <= visible; j += lanes) {
       const V p = ExpNonPositive(d, hn::Sub(hn::LoadU(d, row + j), hn::Set(d, row_max)));
