@@ -92,12 +92,15 @@ bool fits_u32(std::initializer_list<int64_t> factors) {
   return true;
 }
 
-// Sizes positive, N within the CPU scan's limit, and every buffer the
-// shaders index (inputs, checkpoints, the backward's scratch) within 32 bits.
-void check_shape(int64_t batch, int64_t channels, int64_t steps, int64_t state, int64_t chunk) {
+void check_sizes(int64_t batch, int64_t channels, int64_t steps, int64_t state) {
   require(batch > 0 && channels > 0 && steps > 0 && state > 0, "vulkan selective scan: B, D, L and N must be > 0, got B = ",
           batch, ", D = ", channels, ", L = ", steps, ", N = ", state);
   require(state <= kSelectiveScanMaxState, "vulkan selective scan: N = ", state, " exceeds ", kSelectiveScanMaxState);
+}
+
+// Every buffer the shaders index (inputs, checkpoints, the backward's
+// scratch) within 32 bits.
+void check_indexing(int64_t batch, int64_t channels, int64_t steps, int64_t state, int64_t chunk) {
   const int64_t chunks = (steps + chunk - 1) / chunk;
   require(fits_u32({batch, channels, steps}) && fits_u32({batch, state, steps}) &&
               fits_u32({batch, channels, state + 2}) && fits_u32({batch, channels, chunks, state}) &&
@@ -136,18 +139,21 @@ int64_t max_chunk(const Device::Impl& d, int64_t state) {
 }
 
 // The forward's steps per dispatch: all of them on a GPU; on lavapipe as many
-// as fit the loop budget (at least one step for N ≤ 256).
+// as fit the loop budget.
 int64_t pass_steps(const Device::Impl& d, int64_t steps, int64_t chunk, int64_t state) {
   const uint64_t budget = detail::loop_budget(d), n = static_cast<uint64_t>(state);
   const uint64_t per_step = n + 1 + (n + chunk - 1) / chunk;
-  return static_cast<int64_t>(std::min<uint64_t>((budget - 3 * n - 1) / per_step, steps));
+  const int64_t pass = static_cast<int64_t>(std::min<uint64_t>((budget - 3 * n - 1) / per_step, steps));
+  require(pass >= 1 && forward_loops(pass, chunk, state) < budget, "vulkan selective scan: N = ", state,
+          " does not fit the device's loop budget");
+  return pass;
 }
 
-// Records the forward over all steps. The state enters from `state` itself
-// when from_state (a decode step), else from in.h0 or zero; it is left in
-// `state`. saved_states null: no checkpoints.
+// Records the forward over all steps, `pass` steps per dispatch. The state
+// enters from `state` itself when from_state (a decode step), else from
+// in.h0 or zero; it is left in `state`. saved_states null: no checkpoints.
 void record_forward(Stream& stream, const SelectiveScanBuffers& in, Buffer& y, Buffer& state, Buffer* saved_states,
-                    int64_t chunk, int64_t chunks, bool from_state) {
+                    int64_t chunk, int64_t chunks, int64_t pass, bool from_state) {
   Device::Impl& d = stream.device().impl();
   detail::Kernel& kernel = d.kernel("selective_scan_forward", 12, 0b1110'0000'0000, 9 * sizeof(uint32_t));
   const uint32_t spec[] = {kGroup, u32(in.state)};
@@ -159,11 +165,8 @@ void record_forward(Stream& stream, const SelectiveScanBuffers& in, Buffer& y, B
     uint32_t batch, channels, steps, chunk, chunks, t0, t1, first, flags;
   };
   const uint32_t flags = input_flags(in.D, in.z, in.delta_bias, in.delta_softplus) | (saved_states ? kSave : 0);
-  const int64_t pass = pass_steps(d, in.steps, chunk, in.state);
-  require(pass >= 1 && forward_loops(pass, chunk, in.state) < detail::loop_budget(d),
-          "vulkan selective scan: N = ", in.state, " does not fit the device's loop budget");
   for (int64_t t0 = 0; t0 < in.steps; t0 += pass) {
-    const uint32_t start = t0 > 0 || from_state ? kFromState : in.h0 ? kFromH0 : 0;
+    const uint32_t start = (t0 > 0 || from_state) ? kFromState : in.h0 ? kFromH0 : 0;
     const Push push{u32(in.batch), u32(in.channels),           u32(in.steps), u32(chunk), u32(chunks), u32(t0),
                     u32(std::min(in.steps, t0 + pass)), 0, flags | start};
     dispatch_split(stream, kernel, spec, buffers, push, in.batch * in.channels);
@@ -200,10 +203,11 @@ void selective_scan(Stream& stream, const SelectiveScanBuffers& in, Buffer& y, B
                     SelectiveScanSaved* saved, int64_t chunk_steps) {
   Device& device = stream.device();
   Device::Impl& d = device.impl();
-  check_shape(in.batch, in.channels, in.steps, in.state, 1);
+  check_sizes(in.batch, in.channels, in.steps, in.state);
   const int64_t chunk = choose_chunk(d, chunk_steps, in.steps, in.state);
   const int64_t chunks = (in.steps + chunk - 1) / chunk;
-  check_shape(in.batch, in.channels, in.steps, in.state, chunk);
+  check_indexing(in.batch, in.channels, in.steps, in.state, chunk);
+  const int64_t pass = pass_steps(d, in.steps, chunk, in.state);
   std::vector<BufferArg> args = input_args(in);
   args.push_back({"y", &y, in.batch * in.channels * in.steps, false, true});
   args.push_back({"h_last", h_last, in.batch * in.channels * in.state, true, true});
@@ -220,7 +224,7 @@ void selective_scan(Stream& stream, const SelectiveScanBuffers& in, Buffer& y, B
     states = std::make_shared<Buffer>(device, in.batch * in.channels * chunks * in.state);
     detail::retain(stream, states);  // alive until the forward has run, whatever happens to `saved`
   }
-  record_forward(stream, in, y, h_last ? *h_last : *state_scratch, states.get(), chunk, chunks, false);
+  record_forward(stream, in, y, h_last ? *h_last : *state_scratch, states.get(), chunk, chunks, pass, false);
   if (saved) SelectiveScanSavedAccess::fill(*saved, in, chunk, chunks, std::move(states));
 }
 
@@ -233,7 +237,8 @@ void selective_scan_backward(Stream& stream, const SelectiveScanBuffers& in, con
   require(states != nullptr && SelectiveScanSavedAccess::matches(saved, in),
           "vulkan selective scan: `saved` does not come from a training forward on these shapes");
   const int64_t chunk = saved.chunk_steps(), chunks = saved.chunks();
-  check_shape(B, D, L, N, chunk);
+  check_sizes(B, D, L, N);
+  check_indexing(B, D, L, N, chunk);
   require(backward_loops(chunk, N) < detail::loop_budget(d), "vulkan selective scan: a chunk of ", chunk,
           " steps at N = ", N, " does not fit the device's loop budget");
   require(static_cast<uint64_t>(std::max(B, D)) < detail::loop_budget(d), "vulkan selective scan: B = ", B,
@@ -307,7 +312,9 @@ void selective_scan_backward(Stream& stream, const SelectiveScanBuffers& in, con
 
 void selective_scan_step(Stream& stream, const SelectiveScanStepBuffers& in, Buffer& h, Buffer& y) {
   const int64_t B = in.batch, D = in.channels, N = in.state;
-  check_shape(B, D, 1, N, 1);
+  check_sizes(B, D, 1, N);
+  check_indexing(B, D, 1, N, 1);
+  const int64_t pass = pass_steps(stream.device().impl(), 1, 1, N);
   check_buffers(stream.device().impl(), {{"u", in.u, B * D, false, false},
                                          {"delta", in.delta, B * D, false, false},
                                          {"A", in.A, D * N, false, false},
@@ -322,7 +329,7 @@ void selective_scan_step(Stream& stream, const SelectiveScanStepBuffers& in, Buf
   // entering from h and left there.
   const SelectiveScanBuffers step{B,    D,   1,    N,   in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias,
                                   in.delta_softplus, nullptr};
-  record_forward(stream, step, y, h, nullptr, 1, 1, true);
+  record_forward(stream, step, y, h, nullptr, 1, 1, pass, true);
 }
 
 }  // namespace seqk::vk
