@@ -3,7 +3,7 @@
 // checked against central finite differences of the fp64 forward): forward,
 // backward and the decode step, at small awkward sizes with and without each
 // optional input, chunks that do not divide L, N = 256 (several forward
-// passes on lavapipe); and bad input.
+// passes on lavapipe); against the CPU scan at a medium size; and bad input.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 
 #include "reference.h"
 #include "seqk/error.h"
+#include "seqk/selective_scan.h"
 #include "seqk/vulkan.h"
 #include "seqk/vulkan_selective_scan.h"
 #include "vulkan_fixture.h"
@@ -389,6 +390,56 @@ TEST_F(VulkanSelectiveScan, DecodeStepsMatchForward) {
     const std::vector<float> forward_y = y.download();
     EXPECT_TRUE(close_uniform("steps' y vs forward y", forward_y.data(), steps_y.data(), 1e-6, steps_y.size()));
     EXPECT_TRUE(close("steps' h", &h, want.h_last, 2e-5));
+  }
+}
+
+// The same results as the CPU scan (fp32 both, different association: its
+// SIMD sums and thread partials against the sequential sums here).
+TEST_F(VulkanSelectiveScan, MatchesCpu) {
+  vk::Device device;
+  const int64_t B = 2, D = 48, L = 300, N = 17, chunk = 64;  // N = 17: padding lanes in the CPU scan
+  const RandomProblem r = random_problem(B, D, L, N, {true, true, true, true, true}, 700);
+  const std::vector<float> dy = random_floats(B * D * L, 711), dh_last = random_floats(B * D * N, 712);
+
+  using seqk::ConstView;
+  using seqk::View;
+  auto view = [](const std::vector<float>& v, std::initializer_list<int64_t> shape) { return ConstView(v.data(), shape); };
+  const seqk::SelectiveScanInputs cpu_in{view(r.u, {B, D, L}),  view(r.delta, {B, D, L}), view(r.A, {D, N}),
+                                         view(r.Bm, {B, N, L}), view(r.C, {B, N, L}),     view(r.Dskip, {D}),
+                                         view(r.z, {B, D, L}),  view(r.bias, {D}),        r.ref.softplus,
+                                         view(r.h0, {B, D, N})};
+  struct Outputs {
+    std::vector<float> y, h_last, du, ddelta, dA, dB, dC, dD, dz, dbias, dh0;
+  };
+  Outputs cpu{std::vector<float>(B * D * L), std::vector<float>(B * D * N), std::vector<float>(B * D * L),
+              std::vector<float>(B * D * L), std::vector<float>(D * N),     std::vector<float>(B * N * L),
+              std::vector<float>(B * N * L), std::vector<float>(D),         std::vector<float>(B * D * L),
+              std::vector<float>(D),         std::vector<float>(B * D * N)};
+  seqk::SelectiveScanSaved cpu_saved;
+  seqk::selective_scan(cpu_in, View(cpu.y.data(), {B, D, L}), View(cpu.h_last.data(), {B, D, N}), &cpu_saved, nullptr,
+                       chunk);
+  seqk::selective_scan_backward(
+      cpu_in, cpu_saved, view(dy, {B, D, L}), view(dh_last, {B, D, N}),
+      {View(cpu.du.data(), {B, D, L}), View(cpu.ddelta.data(), {B, D, L}), View(cpu.dA.data(), {D, N}),
+       View(cpu.dB.data(), {B, N, L}), View(cpu.dC.data(), {B, N, L}), View(cpu.dD.data(), {D}),
+       View(cpu.dz.data(), {B, D, L}), View(cpu.dbias.data(), {D}), View(cpu.dh0.data(), {B, D, N})});
+
+  DeviceProblem g(device, r);
+  auto g_dy = upload(device, dy), g_dh_last = upload(device, dh_last);
+  vk::Buffer y(device, B * D * L), h_last(device, B * D * N), du(device, B * D * L), ddelta(device, B * D * L),
+      dA(device, D * N), dB(device, B * N * L), dC(device, B * N * L), dD(device, D), dz(device, B * D * L),
+      dbias(device, D), dh0(device, B * D * N);
+  vk::SelectiveScanSaved saved;
+  vk::Stream stream(device);
+  vk::selective_scan(stream, g.in, y, &h_last, &saved, chunk);
+  vk::selective_scan_backward(stream, g.in, saved, *g_dy, g_dh_last.get(),
+                              {&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias, &dh0});
+  stream.submit();
+  for (const auto& [name, got, want] :
+       {std::tuple{"y", &y, &cpu.y}, {"h_last", &h_last, &cpu.h_last}, {"du", &du, &cpu.du},
+        {"ddelta", &ddelta, &cpu.ddelta}, {"dA", &dA, &cpu.dA}, {"dB", &dB, &cpu.dB}, {"dC", &dC, &cpu.dC},
+        {"dD", &dD, &cpu.dD}, {"dz", &dz, &cpu.dz}, {"ddelta_bias", &dbias, &cpu.dbias}, {"dh0", &dh0, &cpu.dh0}}) {
+    EXPECT_TRUE(close(name, got, to_double(*want), 2e-5));
   }
 }
 
