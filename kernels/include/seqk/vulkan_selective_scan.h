@@ -11,6 +11,8 @@
 // reverse. The sums over channels (dB, dC) and over batch and time (dA, dD,
 // dδ_bias) go through per-channel partial results reduced by further
 // dispatches in a fixed order: no float atomics, the same bits every run.
+// The backward's scratch is about 3·B·D·chunk·N floats (the chunk's states
+// and its dB, dC terms), the size of the checkpoints when chunk ≈ √L.
 //
 // On a CPU device (lavapipe, whose shaders stop after 65,535 loop iterations)
 // the forward is split into passes of as many steps as fit, and the chunk is
