@@ -113,10 +113,11 @@ testing::AssertionResult close_to(const char* what, const std::vector<float>& go
 class SelectiveScan : public TargetTest {};
 
 TEST_P(SelectiveScan, ForwardMatchesSequentialFp64) {
-  // N = 1, 5, 16, 17, 40, 64: one padded vector, several, and groups of 1, 2
-  // and 4 vectors on the targets' widths; chunks dividing L and not.
+  // N = 1 .. 64: state groups of 4, 2 and 1; D = 37 fills blocks of 16, 8, 4
+  // and 1 channels and leaves a partial one; chunks dividing L and not.
   for (const Shape& s : {Shape{1, 1, 1, 1, 64}, Shape{2, 3, 9, 5, 4}, Shape{1, 5, 130, 16, 64},
-                         Shape{3, 2, 33, 17, 7}, Shape{2, 3, 20, 40, 8}, Shape{1, 2, 10, 64, 3}}) {
+                         Shape{3, 2, 33, 17, 7}, Shape{2, 3, 20, 40, 8}, Shape{1, 2, 10, 64, 3},
+                         Shape{2, 37, 6, 4, 4}}) {
     for (const Options& o : {kNone, kAll, Options{true, true, false, false}, Options{false, false, true, true}}) {
       const Problem p(s, o, 100);
       const Result want = reference_selective_scan(p);
@@ -142,7 +143,7 @@ TEST_P(SelectiveScan, ForwardMatchesSequentialFp64) {
 // L = Σ w_y ⊙ y + Σ w_h ⊙ h_last, so dy = w_y and dh_last = w_h; every
 // input's gradient against central differences of the fp64 loop.
 TEST_P(SelectiveScan, BackwardMatchesFiniteDifferences) {
-  for (const Shape& s : {Shape{2, 3, 9, 5, 4}, Shape{1, 2, 17, 20, 5}, Shape{2, 2, 6, 3, 1}}) {
+  for (const Shape& s : {Shape{2, 3, 9, 5, 4}, Shape{1, 2, 17, 20, 5}, Shape{2, 2, 6, 3, 1}, Shape{2, 19, 4, 3, 2}}) {
     for (const Options& o : {kNone, kAll}) {
       const Problem p(s, o, 200);
       const std::vector<float> w_y = random_floats(s.B * s.D * s.L, 301), w_h = random_floats(s.B * s.D * s.N, 302);

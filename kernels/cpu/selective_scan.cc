@@ -1,21 +1,24 @@
 // The selective scan (seqk/selective_scan.h) for each SIMD target.
 //
-// The steps go in chunks. Each chunk's B and C are first transposed to
-// (step, state) rows, padded with zeros to whole vectors, so a channel's
-// update at one step is a few vector operations over its state; the state
-// values run in groups of up to four vectors through all the chunk's steps,
-// each group's share of C_t·h_t added into y_t. The padding lanes have A = 0
-// and B = 0 and so stay 0. Threads split the B·D channels and meet at a
-// barrier per chunk. The backward goes through the chunks from the last:
-// each channel recomputes its chunk's states from the saved checkpoint, then
-// runs the steps in reverse; each thread sums its channels' shares of dB and
-// dC for the chunk, and the threads' sums are added after the barrier, in a
-// fixed order, so results do not depend on timing.
+// Work goes in blocks of a vector's worth of one batch row's channels, one
+// channel per lane: at a step they all read the same B_t and C_t, so the
+// update is broadcasts and FMAs and y_t = Σ_n C_t·h_t needs no sum across
+// lanes. The steps go in chunks: each chunk's B and C are first transposed
+// to (step, n) rows and each block's u, Δ, z to one vector per step. The
+// state values run in groups of up to four through all the chunk's steps,
+// in registers. Threads split the blocks and meet at a barrier per chunk.
+// The backward goes through the chunks from the last: each block recomputes
+// its chunk's states from the saved checkpoint, then runs the steps in
+// reverse. dB and dC sum over channels: each block keeps its shares per
+// lane, a thread adds them up across lanes once per batch row, and the
+// threads' sums are added after the barrier in a fixed order, so results do
+// not depend on timing.
 #include "seqk/selective_scan.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "seqk/error.h"
@@ -65,11 +68,10 @@ using detail::SelectiveScanTensors;
 // exp(δ·A) below this is 0 in fp32 anyway; Highway's Exp needs it above -104.
 constexpr float kMinExponent = -87.0f;
 
-size_t RoundUpToLanes(size_t n) { return hwy::RoundUpTo(n, hn::Lanes(Tag())); }
-
-// Vectors per group: as many as keep the group's state, A and running sums
-// in registers, dividing the padded state evenly.
-size_t GroupVectors(size_t vectors) { return vectors % 4 == 0 ? 4 : vectors % 2 == 0 ? 2 : 1; }
+// State values per pass over a chunk's steps: their states, A and the
+// running sums stay in registers (32 vector registers with AVX-512, 16
+// below).
+constexpr size_t kMaxGroup = 4;
 
 V Softplus(Tag d, V x) {
   // Mamba's: x above 20 is its own softplus in fp32.
@@ -78,46 +80,97 @@ V Softplus(Tag d, V x) {
   return hn::IfThenElse(hn::Gt(x, threshold), x, small);
 }
 
-// rows (count, width) -> padded rows (count, padded), zeros in the padding.
-AlignedVector PadRows(const float* rows, size_t count, size_t width, size_t padded) {
-  AlignedVector out(count * padded, 0.0f);
-  if (rows)
-    for (size_t r = 0; r < count; ++r) std::memcpy(&out[r * padded], rows + r * width, width * sizeof(float));
+// A block: one batch row's channels [first, first + width), width ≤ lanes,
+// one channel per lane.
+struct Block {
+  size_t b, index, first, width;
+};
+
+Block BlockOf(const SelectiveScanTensors& s, size_t item) {
+  const size_t lanes = hn::Lanes(Tag()), blocks = hwy::DivCeil(s.channels, lanes);
+  const size_t index = item % blocks, first = index * lanes;
+  return {item / blocks, index, first, std::min(lanes, s.channels - first)};
+}
+
+// Per-channel vectors of a (D) parameter, or of row n of A (D, N): lane c of
+// block k holds channel k·lanes + c, zero past D.
+AlignedVector ChannelVectors(const float* values, size_t channels, size_t per_channel) {
+  const size_t lanes = hn::Lanes(Tag()), blocks = hwy::DivCeil(channels, lanes);
+  AlignedVector out(blocks * per_channel * lanes, 0.0f);
+  if (values)
+    for (size_t d = 0; d < channels; ++d)
+      for (size_t n = 0; n < per_channel; ++n)
+        out[((d / lanes) * per_channel + n) * lanes + d % lanes] = values[d * per_channel + n];
   return out;
 }
 
-void UnpadRows(const AlignedVector& padded_rows, size_t count, size_t width, size_t padded, float* rows) {
-  for (size_t r = 0; r < count; ++r) std::memcpy(rows + r * width, &padded_rows[r * padded], width * sizeof(float));
-}
-
-// One channel's per-step values over one chunk, each padded to whole
-// vectors (zeros beyond the chunk's steps).
-struct ChannelSteps {
-  explicit ChannelSteps(size_t chunk, size_t padded_state)
-      : padded(RoundUpToLanes(chunk)),
-        u(padded), raw(padded), delta(padded), delta_u(padded), z(padded), y(padded), dy(padded), sum_a(padded),
-        sum_b(padded), states((chunk + 1) * padded_state), decays(chunk * padded_state) {}
-  size_t padded;
-  AlignedVector u, raw, delta, delta_u, z, y, dy, sum_a, sum_b;
-  AlignedVector states;  // backward: h_{t0-1} .. h_{t0+len-1}, (len + 1, padded state)
-  AlignedVector decays;  // backward: exp(δ_t·A), (len, padded state)
+// One block's per-step vectors over one chunk (step t at t·lanes), and for
+// the backward its states (h_{t0-1} first) and decays, (step, n) vectors.
+struct BlockSteps {
+  BlockSteps(size_t chunk, size_t state, bool backward) {
+    const size_t lanes = hn::Lanes(Tag()), n = chunk * lanes;
+    for (AlignedVector* v : {&u, &raw, &delta, &delta_u, &z, &y, &dy, &sum_a, &sum_b}) v->resize(n);
+    h.resize(state * lanes);
+    if (backward) {
+      states.resize((chunk + 1) * state * lanes);
+      decays.resize(chunk * state * lanes);
+      db.resize(chunk * state * lanes);
+      dc.resize(chunk * state * lanes);
+    }
+  }
+  AlignedVector u, raw, delta, delta_u, z, y, dy, sum_a, sum_b, states, decays;
+  AlignedVector h;       // backward: the running state
+  AlignedVector db, dc;  // backward: this block's shares of dB and dC, not yet summed over lanes
 };
 
-void LoadPadded(const float* from, size_t len, AlignedVector& to) {
-  std::memcpy(to.data(), from, len * sizeof(float));
-  std::fill(to.begin() + static_cast<ptrdiff_t>(len), to.end(), 0.0f);
+// (B, D, L) tensor -> the block's steps [t0, t0 + len) as vectors.
+void GatherSteps(const SelectiveScanTensors& s, const float* tensor, const Block& k, size_t t0, size_t len,
+                 AlignedVector& out) {
+  const size_t lanes = hn::Lanes(Tag());
+  if (k.width < lanes) std::fill(out.begin(), out.begin() + static_cast<ptrdiff_t>(len * lanes), 0.0f);
+  for (size_t c = 0; c < k.width; ++c) {
+    const float* in = tensor + (k.b * s.channels + k.first + c) * s.steps + t0;
+    for (size_t t = 0; t < len; ++t) out[t * lanes + c] = in[t];
+  }
 }
 
-// u, Δ (+ bias, softplus) -> δ and δ·u for steps [t0, t0 + len) of row `row`.
-void PrepareSteps(const SelectiveScanTensors& s, size_t row, size_t t0, size_t len, ChannelSteps& c) {
+void ScatterSteps(const SelectiveScanTensors& s, const AlignedVector& in, const Block& k, size_t t0, size_t len,
+                  float* tensor) {
+  const size_t lanes = hn::Lanes(Tag());
+  for (size_t c = 0; c < k.width; ++c) {
+    float* out = tensor + (k.b * s.channels + k.first + c) * s.steps + t0;
+    for (size_t t = 0; t < len; ++t) out[t] = in[t * lanes + c];
+  }
+}
+
+// (B, D, …, N) state rows of the block <-> its N vectors; `stride` floats
+// between channels.
+void GatherState(const float* rows, size_t stride, const Block& k, size_t state, float* h) {
+  const size_t lanes = hn::Lanes(Tag());
+  std::fill(h, h + state * lanes, 0.0f);
+  if (rows)
+    for (size_t c = 0; c < k.width; ++c)
+      for (size_t n = 0; n < state; ++n) h[n * lanes + c] = rows[c * stride + n];
+}
+
+void ScatterState(const float* h, const Block& k, size_t state, size_t stride, float* rows) {
+  const size_t lanes = hn::Lanes(Tag());
+  for (size_t c = 0; c < k.width; ++c)
+    for (size_t n = 0; n < state; ++n) rows[c * stride + n] = h[n * lanes + c];
+}
+
+// u, Δ (+ bias, softplus) -> δ and δ·u; the raw Δ + bias stays for the
+// backward's softplus derivative.
+void PrepareSteps(const SelectiveScanTensors& s, const Block& k, size_t t0, size_t len, const float* bias,
+                  BlockSteps& c) {
   const Tag d;
-  const size_t at = row * s.steps + t0, channel = row % s.channels;
-  LoadPadded(s.u + at, len, c.u);
-  LoadPadded(s.delta + at, len, c.raw);
-  if (s.z) LoadPadded(s.z + at, len, c.z);
-  const V bias = hn::Set(d, s.delta_bias ? s.delta_bias[channel] : 0.0f);
-  for (size_t i = 0; i < c.padded; i += hn::Lanes(d)) {
-    const V raw = hn::Add(hn::Load(d, &c.raw[i]), bias);
+  const size_t lanes = hn::Lanes(d);
+  GatherSteps(s, s.u, k, t0, len, c.u);
+  GatherSteps(s, s.delta, k, t0, len, c.raw);
+  if (s.z) GatherSteps(s, s.z, k, t0, len, c.z);
+  const V bias_v = hn::Load(d, bias + k.index * lanes);
+  for (size_t i = 0; i < len * lanes; i += lanes) {
+    const V raw = hn::Add(hn::Load(d, &c.raw[i]), bias_v);
     hn::Store(raw, d, &c.raw[i]);
     const V delta = s.softplus ? Softplus(d, raw) : raw;
     hn::Store(delta, d, &c.delta[i]);
@@ -125,235 +178,285 @@ void PrepareSteps(const SelectiveScanTensors& s, size_t row, size_t t0, size_t l
   }
 }
 
-// The chunk's steps for one channel: h (its padded state) runs through them
-// and y[t] gets C_t·h_t. With kRecord, the states (h_{t0-1} first) and the
-// decays go to `c` for the backward.
+// State values [n0, n0 + kGroup) of a block through the chunk's steps:
+// h_t = exp(δ_t·A) ⊙ h_{t-1} + δ_t·u_t·B_t, y_t += Σ_n C_t·h_t. B and C are
+// the chunk's (step, n) rows, one value for all the block's channels. With
+// kRecord, the states and decays go to `c` for the backward.
 template <size_t kGroup, bool kRecord>
-void RunStates(const float* a, const float* bt, const float* ct, size_t padded_state, size_t len, float* h,
-               ChannelSteps& c) {
+void RunStateGroup(const float* a, const float* bt, const float* ct, size_t state, size_t n0, size_t len, float* h_io,
+                   BlockSteps& c) {
   const Tag d;
   const size_t lanes = hn::Lanes(d);
   const V min_exponent = hn::Set(d, kMinExponent);
-  for (size_t j = 0; j < padded_state; j += kGroup * lanes) {
-    V state[kGroup], decay_rate[kGroup];
-    for (size_t k = 0; k < kGroup; ++k) {
-      state[k] = hn::Load(d, h + j + k * lanes);
-      decay_rate[k] = hn::Load(d, a + j + k * lanes);
-      if (kRecord) hn::Store(state[k], d, &c.states[j + k * lanes]);
-    }
-    for (size_t t = 0; t < len; ++t) {
-      const V delta = hn::Set(d, c.delta[t]), delta_u = hn::Set(d, c.delta_u[t]);
-      V y = hn::Zero(d);
-      for (size_t k = 0; k < kGroup; ++k) {
-        const size_t at = t * padded_state + j + k * lanes;
-        const V decay = hn::Exp(d, hn::Max(hn::Mul(delta, decay_rate[k]), min_exponent));
-        state[k] = hn::MulAdd(decay, state[k], hn::Mul(delta_u, hn::Load(d, bt + at)));
-        y = hn::MulAdd(hn::Load(d, ct + at), state[k], y);
-        if (kRecord) {
-          hn::Store(decay, d, &c.decays[at]);
-          hn::Store(state[k], d, &c.states[at + padded_state]);
-        }
+  V h[kGroup], rate[kGroup];
+  HWY_UNROLL(8)
+  for (size_t g = 0; g < kGroup; ++g) {
+    h[g] = hn::Load(d, h_io + (n0 + g) * lanes);
+    rate[g] = hn::Load(d, a + (n0 + g) * lanes);
+    if (kRecord) hn::Store(h[g], d, &c.states[(n0 + g) * lanes]);
+  }
+  for (size_t t = 0; t < len; ++t) {
+    const V delta = hn::Load(d, &c.delta[t * lanes]), delta_u = hn::Load(d, &c.delta_u[t * lanes]);
+    V y = hn::Load(d, &c.y[t * lanes]);
+    HWY_UNROLL(8)
+    for (size_t g = 0; g < kGroup; ++g) {
+      const size_t n = n0 + g;
+      const V decay = hn::Exp(d, hn::Max(hn::Mul(delta, rate[g]), min_exponent));
+      h[g] = hn::MulAdd(decay, h[g], hn::Mul(delta_u, hn::Set(d, bt[t * state + n])));
+      y = hn::MulAdd(hn::Set(d, ct[t * state + n]), h[g], y);
+      if (kRecord) {
+        hn::Store(decay, d, &c.decays[(t * state + n) * lanes]);
+        hn::Store(h[g], d, &c.states[((t + 1) * state + n) * lanes]);
       }
-      c.y[t] += hn::GetLane(hn::SumOfLanes(d, y));
     }
-    for (size_t k = 0; k < kGroup; ++k) hn::Store(state[k], d, h + j + k * lanes);
+    hn::Store(y, d, &c.y[t * lanes]);
   }
+  HWY_UNROLL(8)
+  for (size_t g = 0; g < kGroup; ++g) hn::Store(h[g], d, h_io + (n0 + g) * lanes);
 }
 
+// Splits [0, state) into groups of kMaxGroup, then 4, 2, 1 for the rest.
+template <class Run>
+void ForStateGroups(size_t state, Run&& run) {
+  size_t n = 0;
+  for (; n + kMaxGroup <= state; n += kMaxGroup) run(std::integral_constant<size_t, kMaxGroup>(), n);
+  if (n + 4 <= state) run(std::integral_constant<size_t, 4>(), n), n += 4;
+  if (n + 2 <= state) run(std::integral_constant<size_t, 2>(), n), n += 2;
+  if (n < state) run(std::integral_constant<size_t, 1>(), n);
+}
+
+// The chunk's steps for a block from its state h (N vectors, left at the
+// chunk's end): c.y gets Σ_n C_t·h_t.
 template <bool kRecord>
-void RunStates(const float* a, const float* bt, const float* ct, size_t padded_state, size_t len, float* h,
-               ChannelSteps& c) {
-  std::fill(c.y.begin(), c.y.end(), 0.0f);
-  switch (GroupVectors(padded_state / hn::Lanes(Tag()))) {
-    case 4: return RunStates<4, kRecord>(a, bt, ct, padded_state, len, h, c);
-    case 2: return RunStates<2, kRecord>(a, bt, ct, padded_state, len, h, c);
-    default: return RunStates<1, kRecord>(a, bt, ct, padded_state, len, h, c);
-  }
+void RunStates(const float* a, const float* bt, const float* ct, size_t state, size_t len, float* h, BlockSteps& c) {
+  const size_t lanes = hn::Lanes(Tag());
+  std::fill(c.y.begin(), c.y.begin() + static_cast<ptrdiff_t>(len * lanes), 0.0f);
+  ForStateGroups(state, [&](auto group, size_t n0) {
+    RunStateGroup<decltype(group)::value, kRecord>(a, bt, ct, state, n0, len, h, c);
+  });
 }
 
-// c.y = C_t·h_t + D·u_t, the output before the gate.
-void AddSkip(const SelectiveScanTensors& s, size_t channel, ChannelSteps& c) {
+// c.y += D·u: the output before the gate.
+void AddSkip(const float* skip, const Block& k, size_t len, BlockSteps& c) {
   const Tag d;
-  const V skip = hn::Set(d, s.D ? s.D[channel] : 0.0f);
-  for (size_t i = 0; i < c.padded; i += hn::Lanes(d))
-    hn::Store(hn::MulAdd(skip, hn::Load(d, &c.u[i]), hn::Load(d, &c.y[i])), d, &c.y[i]);
+  const size_t lanes = hn::Lanes(d);
+  const V skip_v = hn::Load(d, skip + k.index * lanes);
+  for (size_t i = 0; i < len * lanes; i += lanes)
+    hn::Store(hn::MulAdd(skip_v, hn::Load(d, &c.u[i]), hn::Load(d, &c.y[i])), d, &c.y[i]);
 }
 
-// Steps [t0, t0 + len) of B or C, (B, N, L), as rows (b, step, padded state);
-// the pool's threads take the (b, n) rows in turn.
-void TransposeChunk(const SelectiveScanTensors& s, const float* from, size_t t0, size_t len, size_t padded_state,
-                    float* to, int thread_index, int num_threads) {
+// Steps [t0, t0 + len) of B or C, (B, N, L), as (b, step, n) rows; the
+// pool's threads take the (b, n) rows in turn.
+void TransposeChunk(const SelectiveScanTensors& s, const float* from, size_t t0, size_t len, float* to,
+                    int thread_index, int num_threads) {
   const size_t rows = s.batch * s.state;
   for (size_t r = rows * thread_index / num_threads; r < rows * (thread_index + 1) / num_threads; ++r) {
     const size_t b = r / s.state, n = r % s.state;
     const float* in = from + r * s.steps + t0;
-    float* out = to + b * s.chunk * padded_state + n;
-    for (size_t t = 0; t < len; ++t) out[t * padded_state] = in[t];
+    float* out = to + b * s.chunk * s.state + n;
+    for (size_t t = 0; t < len; ++t) out[t * s.state] = in[t];
   }
 }
 
-// A thread's share of B·D channels: [first, last).
-struct ChannelRange {
+// A thread's share of the blocks: [first, last).
+struct ItemRange {
   size_t first, last;
 };
-ChannelRange ThreadChannels(size_t total, int thread_index, int num_threads) {
+ItemRange ThreadItems(size_t total, int thread_index, int num_threads) {
   return {total * thread_index / num_threads, total * (thread_index + 1) / num_threads};
 }
+
+// The parameters as per-block vectors.
+struct BlockParams {
+  explicit BlockParams(const SelectiveScanTensors& s)
+      : a(ChannelVectors(s.A, s.channels, s.state)),
+        skip(ChannelVectors(s.D, s.channels, 1)),
+        bias(ChannelVectors(s.delta_bias, s.channels, 1)) {}
+  AlignedVector a, skip, bias;
+};
 
 }  // namespace
 
 void SelectiveScanForward(const SelectiveScanTensors& s, ThreadPool* pool) {
-  const size_t padded_state = RoundUpToLanes(s.state), rows = s.batch * s.channels;
-  const AlignedVector a = PadRows(s.A, s.channels, s.state, padded_state);
-  AlignedVector h = PadRows(s.h0, rows, s.state, padded_state);
-  AlignedVector bt(s.batch * s.chunk * padded_state, 0.0f), ct(bt.size(), 0.0f);
+  const size_t lanes = hn::Lanes(Tag()), items = s.batch * hwy::DivCeil(s.channels, lanes);
+  const size_t block_state = s.state * lanes;
+  const BlockParams params(s);
+  AlignedVector bt(s.batch * s.chunk * s.state), ct(bt.size()), h(items * block_state);
   pool->run([&](int thread_index, int num_threads) {
     const Tag d;
-    ChannelSteps steps(s.chunk, padded_state);
-    const ChannelRange mine = ThreadChannels(rows, thread_index, num_threads);
+    BlockSteps steps(s.chunk, s.state, false);
+    const ItemRange mine = ThreadItems(items, thread_index, num_threads);
+    for (size_t item = mine.first; item < mine.last; ++item) {
+      const Block k = BlockOf(s, item);
+      GatherState(s.h0 ? s.h0 + (k.b * s.channels + k.first) * s.state : nullptr, s.state, k, s.state,
+                  &h[item * block_state]);
+    }
     for (size_t chunk = 0; chunk < s.chunks; ++chunk) {
       const size_t t0 = chunk * s.chunk, len = std::min(s.chunk, s.steps - t0);
-      TransposeChunk(s, s.B, t0, len, padded_state, bt.data(), thread_index, num_threads);
-      TransposeChunk(s, s.C, t0, len, padded_state, ct.data(), thread_index, num_threads);
+      TransposeChunk(s, s.B, t0, len, bt.data(), thread_index, num_threads);
+      TransposeChunk(s, s.C, t0, len, ct.data(), thread_index, num_threads);
       pool->barrier();
-      for (size_t row = mine.first; row < mine.last; ++row) {
-        const size_t b = row / s.channels, channel = row % s.channels;
-        float* state = &h[row * padded_state];
-        if (s.checkpoints) std::memcpy(s.checkpoints + (row * s.chunks + chunk) * s.state, state, s.state * sizeof(float));
-        PrepareSteps(s, row, t0, len, steps);
-        const size_t bc = b * s.chunk * padded_state;
-        RunStates<false>(&a[channel * padded_state], &bt[bc], &ct[bc], padded_state, len, state, steps);
-        AddSkip(s, channel, steps);
+      for (size_t item = mine.first; item < mine.last; ++item) {
+        const Block k = BlockOf(s, item);
+        float* state = &h[item * block_state];
+        if (s.checkpoints)
+          ScatterState(state, k, s.state, s.chunks * s.state,
+                       s.checkpoints + ((k.b * s.channels + k.first) * s.chunks + chunk) * s.state);
+        PrepareSteps(s, k, t0, len, params.bias.data(), steps);
+        const size_t bc = k.b * s.chunk * s.state;
+        RunStates<false>(&params.a[k.index * block_state], &bt[bc], &ct[bc], s.state, len, state, steps);
+        AddSkip(params.skip.data(), k, len, steps);
         if (s.z)
-          for (size_t i = 0; i < steps.padded; i += hn::Lanes(d)) {
+          for (size_t i = 0; i < len * lanes; i += lanes) {
             const V z = hn::Load(d, &steps.z[i]);
             hn::Store(hn::Mul(hn::Load(d, &steps.y[i]), hn::Mul(z, FastSigmoid(d, z))), d, &steps.y[i]);
           }
-        std::memcpy(s.y + row * s.steps + t0, steps.y.data(), len * sizeof(float));
+        ScatterSteps(s, steps.y, k, t0, len, s.y);
       }
       pool->barrier();  // bt and ct are rewritten next
     }
+    if (s.h_last)
+      for (size_t item = mine.first; item < mine.last; ++item) {
+        const Block k = BlockOf(s, item);
+        ScatterState(&h[item * block_state], k, s.state, s.state, s.h_last + (k.b * s.channels + k.first) * s.state);
+      }
   });
-  if (s.h_last) UnpadRows(h, rows, s.state, padded_state, s.h_last);
 }
 
 namespace {
 
-// One group of the reverse steps: g_t = dy_t·C_t + exp(δ_{t+1}·A) ⊙ g_{t+1}
-// (`carry` holds the second term), and from it this channel's shares of
-// dB_t, dC_t (added into bt_grad, ct_grad), dA, and the sums over the state
-// that δ_t and u_t need.
+// One group of state values through the chunk's steps in reverse:
+// g_t = dy_t·C_t + exp(δ_{t+1}·A) ⊙ g_{t+1} (`carry` holds the second term
+// on entry and leaves with the chunk's first step's), and from it the
+// block's shares of dB_t and dC_t (c.db, c.dc), dA, and the sums over the
+// state that δ_t and u_t need (c.sum_a, c.sum_b).
 template <size_t kGroup>
-void ReverseStates(const float* a, const float* bt, const float* ct, size_t padded_state, size_t len, float* carry,
-                   float* da, float* bt_grad, float* ct_grad, ChannelSteps& c) {
+void ReverseStateGroup(const float* a, const float* bt, const float* ct, size_t state, size_t n0, size_t len,
+                       float* carry, float* da, BlockSteps& c) {
   const Tag d;
   const size_t lanes = hn::Lanes(d);
-  for (size_t j = 0; j < padded_state; j += kGroup * lanes) {
-    V g_next[kGroup], decay_rate[kGroup], da_sum[kGroup];
-    for (size_t k = 0; k < kGroup; ++k) {
-      g_next[k] = hn::Load(d, carry + j + k * lanes);
-      decay_rate[k] = hn::Load(d, a + j + k * lanes);
-      da_sum[k] = hn::Zero(d);
+  V g_next[kGroup], rate[kGroup], da_sum[kGroup];
+  HWY_UNROLL(8)
+  for (size_t g = 0; g < kGroup; ++g) {
+    g_next[g] = hn::Load(d, carry + (n0 + g) * lanes);
+    rate[g] = hn::Load(d, a + (n0 + g) * lanes);
+    da_sum[g] = hn::Zero(d);
+  }
+  for (size_t t = len; t-- > 0;) {
+    const V dy = hn::Load(d, &c.dy[t * lanes]), delta = hn::Load(d, &c.delta[t * lanes]);
+    const V delta_u = hn::Load(d, &c.delta_u[t * lanes]);
+    V sum_a = hn::Load(d, &c.sum_a[t * lanes]), sum_b = hn::Load(d, &c.sum_b[t * lanes]);
+    HWY_UNROLL(8)
+    for (size_t g = 0; g < kGroup; ++g) {
+      const size_t n = n0 + g, at = (t * state + n) * lanes;
+      const V grad = hn::MulAdd(dy, hn::Set(d, ct[t * state + n]), g_next[g]);
+      const V decay = hn::Load(d, &c.decays[at]);
+      hn::Store(hn::MulAdd(dy, hn::Load(d, &c.states[at + state * lanes]), hn::Load(d, &c.dc[at])), d, &c.dc[at]);
+      hn::Store(hn::MulAdd(grad, delta_u, hn::Load(d, &c.db[at])), d, &c.db[at]);
+      // d/dδ of exp(δ·A) ⊙ h_{t-1} is A ⊙ exp(δ·A) ⊙ h_{t-1}.
+      const V through_decay = hn::Mul(hn::Mul(grad, hn::Load(d, &c.states[at])), decay);
+      sum_a = hn::MulAdd(through_decay, rate[g], sum_a);
+      da_sum[g] = hn::MulAdd(through_decay, delta, da_sum[g]);
+      sum_b = hn::MulAdd(grad, hn::Set(d, bt[t * state + n]), sum_b);
+      g_next[g] = hn::Mul(grad, decay);
     }
-    for (size_t t = len; t-- > 0;) {
-      const V dy = hn::Set(d, c.dy[t]), delta = hn::Set(d, c.delta[t]), delta_u = hn::Set(d, c.delta_u[t]);
-      V sum_a = hn::Zero(d), sum_b = hn::Zero(d);
-      for (size_t k = 0; k < kGroup; ++k) {
-        const size_t at = t * padded_state + j + k * lanes;
-        const V g = hn::MulAdd(dy, hn::Load(d, ct + at), g_next[k]);
-        const V h = hn::Load(d, &c.states[at + padded_state]), h_prev = hn::Load(d, &c.states[at]);
-        const V decay = hn::Load(d, &c.decays[at]);
-        hn::Store(hn::MulAdd(dy, h, hn::Load(d, ct_grad + at)), d, ct_grad + at);
-        hn::Store(hn::MulAdd(g, delta_u, hn::Load(d, bt_grad + at)), d, bt_grad + at);
-        // d/dδ of exp(δ·A) ⊙ h_{t-1} is A ⊙ exp(δ·A) ⊙ h_{t-1}.
-        const V through_decay = hn::Mul(hn::Mul(g, h_prev), decay);
-        sum_a = hn::MulAdd(through_decay, decay_rate[k], sum_a);
-        da_sum[k] = hn::MulAdd(through_decay, delta, da_sum[k]);
-        sum_b = hn::MulAdd(g, hn::Load(d, bt + at), sum_b);
-        g_next[k] = hn::Mul(g, decay);
-      }
-      c.sum_a[t] += hn::GetLane(hn::SumOfLanes(d, sum_a));
-      c.sum_b[t] += hn::GetLane(hn::SumOfLanes(d, sum_b));
-    }
-    for (size_t k = 0; k < kGroup; ++k) {
-      hn::Store(g_next[k], d, carry + j + k * lanes);
-      hn::Store(hn::Add(hn::Load(d, da + j + k * lanes), da_sum[k]), d, da + j + k * lanes);
-    }
+    hn::Store(sum_a, d, &c.sum_a[t * lanes]);
+    hn::Store(sum_b, d, &c.sum_b[t * lanes]);
+  }
+  HWY_UNROLL(8)
+  for (size_t g = 0; g < kGroup; ++g) {
+    hn::Store(g_next[g], d, carry + (n0 + g) * lanes);
+    hn::Store(hn::Add(hn::Load(d, da + (n0 + g) * lanes), da_sum[g]), d, da + (n0 + g) * lanes);
   }
 }
 
-// A thread's gradient sums over its channels: dB and dC for the current
-// chunk (b, step, padded state), dA (D, padded state), dD and dδ_bias (D).
+// A thread's gradient sums over its blocks: dB and dC for the current chunk
+// as (b, step, n) rows; dA, dD and dδ_bias as per-block vectors.
 struct ThreadGrads {
   AlignedVector bt, ct, da, skip, bias;
 };
 
-// The backward of one channel over one chunk, its carry (padded) updated.
-void BackwardChannel(const SelectiveScanTensors& s, size_t row, size_t chunk, const float* a, const float* bt,
-                     const float* ct, size_t padded_state, float* carry, ThreadGrads& grads, ChannelSteps& c) {
+// Adds c.db and c.dc, summed over the block's lanes, into the thread's rows
+// of batch row b, and clears them.
+void FlushStateGrads(const SelectiveScanTensors& s, size_t b, size_t len, BlockSteps& c, ThreadGrads& grads) {
   const Tag d;
-  const size_t lanes = hn::Lanes(d), b = row / s.channels, channel = row % s.channels;
-  const size_t t0 = chunk * s.chunk, len = std::min(s.chunk, s.steps - t0), at = row * s.steps + t0;
-  PrepareSteps(s, row, t0, len, c);
-  AlignedVector start(padded_state, 0.0f);
-  std::memcpy(start.data(), s.checkpoints + (row * s.chunks + chunk) * s.state, s.state * sizeof(float));
-  RunStates<true>(a, bt, ct, padded_state, len, start.data(), c);
+  const size_t lanes = hn::Lanes(d), n = len * s.state;
+  float* bt = &grads.bt[b * s.chunk * s.state];
+  float* ct = &grads.ct[b * s.chunk * s.state];
+  for (size_t i = 0; i < n; ++i) {
+    bt[i] += hn::GetLane(hn::SumOfLanes(d, hn::Load(d, &c.db[i * lanes])));
+    ct[i] += hn::GetLane(hn::SumOfLanes(d, hn::Load(d, &c.dc[i * lanes])));
+  }
+  std::fill(c.db.begin(), c.db.begin() + static_cast<ptrdiff_t>(n * lanes), 0.0f);
+  std::fill(c.dc.begin(), c.dc.begin() + static_cast<ptrdiff_t>(n * lanes), 0.0f);
+}
+
+// The backward of one block over one chunk; its carry (N vectors) updated.
+void BackwardBlock(const SelectiveScanTensors& s, const BlockParams& params, const Block& k, size_t chunk,
+                   const float* bt, const float* ct, float* carry, ThreadGrads& grads, BlockSteps& c) {
+  const Tag d;
+  const size_t lanes = hn::Lanes(d), block_state = s.state * lanes;
+  const size_t t0 = chunk * s.chunk, len = std::min(s.chunk, s.steps - t0);
+  const float* a = &params.a[k.index * block_state];
+  PrepareSteps(s, k, t0, len, params.bias.data(), c);
+  // The chunk's states again, from its checkpoint (kept in c.states' first row).
+  GatherState(s.checkpoints + ((k.b * s.channels + k.first) * s.chunks + chunk) * s.state, s.chunks * s.state, k,
+              s.state, c.states.data());
+  std::copy(c.states.begin(), c.states.begin() + static_cast<ptrdiff_t>(block_state), c.h.begin());
+  RunStates<true>(a, bt, ct, s.state, len, c.h.data(), c);
   // The gate: y·silu(z), so dy = dout·silu(z) and dz = dout·y·silu'(z).
-  LoadPadded(s.dy + at, len, c.dy);
+  GatherSteps(s, s.dy, k, t0, len, c.dy);
   if (s.z) {
-    AddSkip(s, channel, c);
+    AddSkip(params.skip.data(), k, len, c);
     const V one = hn::Set(d, 1.0f);
-    for (size_t i = 0; i < c.padded; i += lanes) {
+    for (size_t i = 0; i < len * lanes; i += lanes) {
       const V z = hn::Load(d, &c.z[i]), dout = hn::Load(d, &c.dy[i]), sig = FastSigmoid(d, z);
       const V dsilu = hn::Mul(sig, hn::MulAdd(z, hn::Sub(one, sig), one));
       hn::Store(hn::Mul(hn::Mul(dout, hn::Load(d, &c.y[i])), dsilu), d, &c.z[i]);
       hn::Store(hn::Mul(dout, hn::Mul(z, sig)), d, &c.dy[i]);
     }
-    std::memcpy(s.dz + at, c.z.data(), len * sizeof(float));
+    ScatterSteps(s, c.z, k, t0, len, s.dz);
   }
-  std::fill(c.sum_a.begin(), c.sum_a.end(), 0.0f);
-  std::fill(c.sum_b.begin(), c.sum_b.end(), 0.0f);
-  const size_t bc = b * s.chunk * padded_state;
-  float* da = &grads.da[channel * padded_state];
-  switch (GroupVectors(padded_state / lanes)) {
-    case 4: ReverseStates<4>(a, bt, ct, padded_state, len, carry, da, &grads.bt[bc], &grads.ct[bc], c); break;
-    case 2: ReverseStates<2>(a, bt, ct, padded_state, len, carry, da, &grads.bt[bc], &grads.ct[bc], c); break;
-    default: ReverseStates<1>(a, bt, ct, padded_state, len, carry, da, &grads.bt[bc], &grads.ct[bc], c);
-  }
+  std::fill(c.sum_a.begin(), c.sum_a.begin() + static_cast<ptrdiff_t>(len * lanes), 0.0f);
+  std::fill(c.sum_b.begin(), c.sum_b.begin() + static_cast<ptrdiff_t>(len * lanes), 0.0f);
+  float* da = &grads.da[k.index * block_state];
+  ForStateGroups(s.state, [&](auto group, size_t n0) {
+    ReverseStateGroup<decltype(group)::value>(a, bt, ct, s.state, n0, len, carry, da, c);
+  });
   // dδ_t = Σ_n g·A·exp(δA)·h_{t-1} + u_t·Σ_n g·B_t, du_t = δ_t·Σ_n g·B_t + D·dy_t;
-  // through the softplus, dΔ = dδ·σ(Δ + bias). Results go over u and delta.
-  const V skip = hn::Set(d, s.D ? s.D[channel] : 0.0f);
-  V skip_grad = hn::Zero(d), bias_grad = hn::Zero(d);
-  for (size_t i = 0; i < c.padded; i += lanes) {
+  // through the softplus, dΔ = dδ·σ(Δ + bias). Results go over u and raw.
+  const V skip = hn::Load(d, &params.skip[k.index * lanes]);
+  V skip_grad = hn::Load(d, &grads.skip[k.index * lanes]), bias_grad = hn::Load(d, &grads.bias[k.index * lanes]);
+  for (size_t i = 0; i < len * lanes; i += lanes) {
     const V u = hn::Load(d, &c.u[i]), dy = hn::Load(d, &c.dy[i]), sum_b = hn::Load(d, &c.sum_b[i]);
     V ddelta = hn::MulAdd(u, sum_b, hn::Load(d, &c.sum_a[i]));
     if (s.softplus) ddelta = hn::Mul(ddelta, FastSigmoid(d, hn::Load(d, &c.raw[i])));
     hn::Store(hn::MulAdd(hn::Load(d, &c.delta[i]), sum_b, hn::Mul(skip, dy)), d, &c.u[i]);
     hn::Store(ddelta, d, &c.raw[i]);
-    skip_grad = hn::MulAdd(dy, u, skip_grad);  // padding has u = dy = 0
-    bias_grad = hn::Add(bias_grad, ddelta);    // and sum_a = sum_b = 0
+    skip_grad = hn::MulAdd(dy, u, skip_grad);
+    bias_grad = hn::Add(bias_grad, ddelta);  // lanes past D are never read
   }
-  std::memcpy(s.du + at, c.u.data(), len * sizeof(float));
-  std::memcpy(s.ddelta + at, c.raw.data(), len * sizeof(float));
-  grads.skip[channel] += hn::GetLane(hn::SumOfLanes(d, skip_grad));
-  grads.bias[channel] += hn::GetLane(hn::SumOfLanes(d, bias_grad));
+  hn::Store(skip_grad, d, &grads.skip[k.index * lanes]);
+  hn::Store(bias_grad, d, &grads.bias[k.index * lanes]);
+  ScatterSteps(s, c.u, k, t0, len, s.du);
+  ScatterSteps(s, c.raw, k, t0, len, s.ddelta);
 }
 
 // dB or dC for steps [t0, t0 + len): the threads' sums added in thread
-// order. Thread k's sums cover only the batch rows its channels are in.
+// order. Thread k's sums cover only the batch rows its blocks are in.
 void GatherChunkGrads(const SelectiveScanTensors& s, const std::vector<ThreadGrads>& grads,
-                      AlignedVector ThreadGrads::*which, size_t t0, size_t len, size_t padded_state, float* out,
+                      AlignedVector ThreadGrads::*which, size_t items, size_t t0, size_t len, float* out,
                       int thread_index, int num_threads) {
-  const size_t rows = s.batch * s.state, total = s.batch * s.channels;
+  const size_t rows = s.batch * s.state, blocks = items / s.batch;
   for (size_t r = rows * thread_index / num_threads; r < rows * (thread_index + 1) / num_threads; ++r) {
     const size_t b = r / s.state, n = r % s.state;
     float* to = out + r * s.steps + t0;
     std::fill(to, to + len, 0.0f);
     for (size_t k = 0; k < grads.size(); ++k) {
-      const ChannelRange range = ThreadChannels(total, static_cast<int>(k), num_threads);
-      if (range.first == range.last || b < range.first / s.channels || b > (range.last - 1) / s.channels) continue;
-      const float* from = &(grads[k].*which)[b * s.chunk * padded_state + n];
-      for (size_t t = 0; t < len; ++t) to[t] += from[t * padded_state];
+      const ItemRange range = ThreadItems(items, static_cast<int>(k), num_threads);
+      if (range.first == range.last || b < range.first / blocks || b > (range.last - 1) / blocks) continue;
+      const float* from = &(grads[k].*which)[b * s.chunk * s.state + n];
+      for (size_t t = 0; t < len; ++t) to[t] += from[t * s.state];
     }
   }
 }
@@ -361,49 +464,60 @@ void GatherChunkGrads(const SelectiveScanTensors& s, const std::vector<ThreadGra
 }  // namespace
 
 void SelectiveScanBackward(const SelectiveScanTensors& s, ThreadPool* pool) {
-  const size_t padded_state = RoundUpToLanes(s.state), rows = s.batch * s.channels;
-  const AlignedVector a = PadRows(s.A, s.channels, s.state, padded_state);
-  AlignedVector carry = PadRows(s.dh_last, rows, s.state, padded_state);
-  AlignedVector bt(s.batch * s.chunk * padded_state, 0.0f), ct(bt.size(), 0.0f);
+  const size_t lanes = hn::Lanes(Tag()), blocks = hwy::DivCeil(s.channels, lanes), items = s.batch * blocks;
+  const size_t block_state = s.state * lanes;
+  const BlockParams params(s);
+  AlignedVector bt(s.batch * s.chunk * s.state), ct(bt.size()), carry(items * block_state);
   std::vector<ThreadGrads> grads(static_cast<size_t>(pool->num_threads()));
   for (ThreadGrads& g : grads) {
     g.bt.assign(bt.size(), 0.0f);
     g.ct.assign(bt.size(), 0.0f);
-    g.da.assign(s.channels * padded_state, 0.0f);
-    g.skip.assign(s.channels, 0.0f);
-    g.bias.assign(s.channels, 0.0f);
+    g.da.assign(blocks * block_state, 0.0f);
+    g.skip.assign(blocks * lanes, 0.0f);
+    g.bias.assign(blocks * lanes, 0.0f);
   }
   pool->run([&](int thread_index, int num_threads) {
-    ChannelSteps steps(s.chunk, padded_state);
+    BlockSteps steps(s.chunk, s.state, true);
     ThreadGrads& mine = grads[static_cast<size_t>(thread_index)];
-    const ChannelRange range = ThreadChannels(rows, thread_index, num_threads);
+    const ItemRange range = ThreadItems(items, thread_index, num_threads);
+    for (size_t item = range.first; item < range.last; ++item) {
+      const Block k = BlockOf(s, item);
+      GatherState(s.dh_last ? s.dh_last + (k.b * s.channels + k.first) * s.state : nullptr, s.state, k, s.state,
+                  &carry[item * block_state]);
+    }
     for (size_t chunk = s.chunks; chunk-- > 0;) {
       const size_t t0 = chunk * s.chunk, len = std::min(s.chunk, s.steps - t0);
-      TransposeChunk(s, s.B, t0, len, padded_state, bt.data(), thread_index, num_threads);
-      TransposeChunk(s, s.C, t0, len, padded_state, ct.data(), thread_index, num_threads);
-      if (range.first < range.last) {  // clear the sums of this thread's batch rows
-        const size_t first = range.first / s.channels * s.chunk * padded_state;
-        const size_t last = ((range.last - 1) / s.channels + 1) * s.chunk * padded_state;
-        std::fill(&mine.bt[first], &mine.bt[0] + last, 0.0f);
-        std::fill(&mine.ct[first], &mine.ct[0] + last, 0.0f);
+      TransposeChunk(s, s.B, t0, len, bt.data(), thread_index, num_threads);
+      TransposeChunk(s, s.C, t0, len, ct.data(), thread_index, num_threads);
+      pool->barrier();
+      for (size_t item = range.first; item < range.last; ++item) {
+        const Block k = BlockOf(s, item);
+        const size_t bc = k.b * s.chunk * s.state;
+        // This thread's sums for batch row b start from zero each chunk.
+        if (item == range.first || k.index == 0) {
+          std::fill(&mine.bt[bc], &mine.bt[bc] + len * s.state, 0.0f);
+          std::fill(&mine.ct[bc], &mine.ct[bc] + len * s.state, 0.0f);
+        }
+        BackwardBlock(s, params, k, chunk, &bt[bc], &ct[bc], &carry[item * block_state], mine, steps);
+        if (item + 1 == range.last || k.index + 1 == blocks) FlushStateGrads(s, k.b, len, steps, mine);
       }
       pool->barrier();
-      for (size_t row = range.first; row < range.last; ++row) {
-        const size_t b = row / s.channels, channel = row % s.channels, bc = b * s.chunk * padded_state;
-        BackwardChannel(s, row, chunk, &a[channel * padded_state], &bt[bc], &ct[bc], padded_state,
-                        &carry[row * padded_state], mine, steps);
-      }
-      pool->barrier();
-      GatherChunkGrads(s, grads, &ThreadGrads::bt, t0, len, padded_state, s.dB, thread_index, num_threads);
-      GatherChunkGrads(s, grads, &ThreadGrads::ct, t0, len, padded_state, s.dC, thread_index, num_threads);
-      pool->barrier();  // the sums and bt, ct are reset next
+      GatherChunkGrads(s, grads, &ThreadGrads::bt, items, t0, len, s.dB, thread_index, num_threads);
+      GatherChunkGrads(s, grads, &ThreadGrads::ct, items, t0, len, s.dC, thread_index, num_threads);
+      pool->barrier();  // the sums and bt, ct are rewritten next
+    }
+    // What flows into h_0 is the carry past the first step.
+    for (size_t item = range.first; item < range.last && s.dh0; ++item) {
+      const Block k = BlockOf(s, item);
+      ScatterState(&carry[item * block_state], k, s.state, s.state, s.dh0 + (k.b * s.channels + k.first) * s.state);
     }
     // The per-channel parameters' gradients, summed over threads in order.
     for (size_t channel = s.channels * thread_index / num_threads;
          channel < s.channels * (thread_index + 1) / num_threads; ++channel) {
+      const size_t at = channel / lanes * block_state + channel % lanes;
       for (size_t n = 0; n < s.state; ++n) {
         float sum = 0.0f;
-        for (const ThreadGrads& g : grads) sum += g.da[channel * padded_state + n];
+        for (const ThreadGrads& g : grads) sum += g.da[at + n * lanes];
         s.dA[channel * s.state + n] = sum;
       }
       float skip = 0.0f, bias = 0.0f;
@@ -415,42 +529,53 @@ void SelectiveScanBackward(const SelectiveScanTensors& s, ThreadPool* pool) {
       if (s.ddelta_bias) s.ddelta_bias[channel] = bias;
     }
   });
-  // What flows into h_0 is the carry past the first step.
-  if (s.dh0) UnpadRows(carry, rows, s.state, padded_state, s.dh0);
 }
 
 void SelectiveScanStep(const detail::SelectiveStepTensors& s, ThreadPool* pool) {
-  const size_t padded_state = RoundUpToLanes(s.state), rows = s.batch * s.channels;
-  const AlignedVector a = PadRows(s.A, s.channels, s.state, padded_state);
-  const AlignedVector bp = PadRows(s.B, s.batch, s.state, padded_state);
-  const AlignedVector cp = PadRows(s.C, s.batch, s.state, padded_state);
+  const Tag d;
+  const size_t lanes = hn::Lanes(d), rows = s.batch * s.channels;
+  // δ and the gate for every channel first, a vector of channels at a time.
+  AlignedVector delta(hwy::RoundUpTo(rows, lanes)), gate(delta.size(), 1.0f);
+  for (size_t r = 0; r < rows; ++r) {
+    delta[r] = s.delta[r] + (s.delta_bias ? s.delta_bias[r % s.channels] : 0.0f);
+    if (s.z) gate[r] = s.z[r];
+  }
+  for (size_t i = 0; i < delta.size(); i += lanes) {
+    if (s.softplus) hn::Store(Softplus(d, hn::Load(d, &delta[i])), d, &delta[i]);
+    if (s.z) {
+      const V z = hn::Load(d, &gate[i]);
+      hn::Store(hn::Mul(z, FastSigmoid(d, z)), d, &gate[i]);
+    }
+  }
+  // Then each channel's state, N values in vectors (the last one masked).
   auto channels = [&](int thread_index, int num_threads) {
-    const Tag d;
-    const size_t lanes = hn::Lanes(d);
-    AlignedVector h(padded_state, 0.0f);
-    const ChannelRange range = ThreadChannels(rows, thread_index, num_threads);
+    const ItemRange range = ThreadItems(rows, thread_index, num_threads);
+    const auto tail = hn::FirstN(d, s.state % lanes);
+    const V min_exponent = hn::Set(d, kMinExponent);
     for (size_t row = range.first; row < range.last; ++row) {
       const size_t b = row / s.channels, channel = row % s.channels;
-      float delta = s.delta[row] + (s.delta_bias ? s.delta_bias[channel] : 0.0f);
-      if (s.softplus && delta <= 20.0f) delta = std::log1p(std::exp(delta));
-      std::memcpy(h.data(), s.h + row * s.state, s.state * sizeof(float));
-      const V vdelta = hn::Set(d, delta), delta_u = hn::Set(d, delta * s.u[row]);
+      const V vdelta = hn::Set(d, delta[row]), delta_u = hn::Set(d, delta[row] * s.u[row]);
+      const float* a = s.A + channel * s.state;
+      const float* B = s.B + b * s.state;
+      const float* C = s.C + b * s.state;
+      float* h = s.h + row * s.state;
       V y = hn::Zero(d);
-      for (size_t j = 0; j < padded_state; j += lanes) {
-        const V decay = hn::Exp(d, hn::Max(hn::Mul(vdelta, hn::Load(d, &a[channel * padded_state + j])),
-                                           hn::Set(d, kMinExponent)));
-        const V state = hn::MulAdd(decay, hn::Load(d, &h[j]), hn::Mul(delta_u, hn::Load(d, &bp[b * padded_state + j])));
-        hn::Store(state, d, &h[j]);
-        y = hn::MulAdd(hn::Load(d, &cp[b * padded_state + j]), state, y);
+      for (size_t j = 0; j < s.state; j += lanes) {
+        const bool full = j + lanes <= s.state;
+        auto load = [&](const float* p) { return full ? hn::LoadU(d, p + j) : hn::MaskedLoad(tail, d, p + j); };
+        const V decay = hn::Exp(d, hn::Max(hn::Mul(vdelta, load(a)), min_exponent));
+        const V state = hn::MulAdd(decay, load(h), hn::Mul(delta_u, load(B)));
+        if (full)
+          hn::StoreU(state, d, h + j);
+        else
+          hn::BlendedStore(state, tail, d, h + j);
+        y = hn::MulAdd(load(C), state, y);  // masked lanes are 0 in C
       }
-      std::memcpy(s.h + row * s.state, h.data(), s.state * sizeof(float));
-      float out = hn::GetLane(hn::SumOfLanes(d, y)) + (s.D ? s.D[channel] * s.u[row] : 0.0f);
-      if (s.z) out *= s.z[row] / (1.0f + std::exp(-s.z[row]));
-      s.y[row] = out;
+      s.y[row] = (hn::GetLane(hn::SumOfLanes(d, y)) + (s.D ? s.D[channel] * s.u[row] : 0.0f)) * gate[row];
     }
   };
   // A step is small: threads only pay off for a large state.
-  if (rows * padded_state >= (size_t{1} << 16))
+  if (rows * s.state >= (size_t{1} << 16))
     pool->run(channels);
   else
     channels(0, 1);
@@ -646,7 +771,8 @@ void selective_scan_step(const SelectiveScanStepInputs& in, View h, View y, Thre
   if (!in.delta_bias.empty()) require_shape(in.delta_bias, "delta_bias", {D});
   require_shape(h, "h", {B, D, N});
   require_shape(y, "y", {B, D});
-  require_finite(in.A, "A");
+  // A is not scanned for NaN here: that costs as much as the step itself (a
+  // NaN in A still shows as NaN in h and y; the forward checks A).
   require_finite(in.D, "D");
   require_finite(in.delta_bias, "delta_bias");
   require_distinct({{"h", h}, {"y", y}}, {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias});
