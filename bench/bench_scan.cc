@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "bench/vulkan_devices.h"
 #include "seqk/vulkan.h"
 #include "seqk/vulkan_scan.h"
+#include "seqk/vulkan_selective_scan.h"
 #endif
 
 namespace seqk_bench {
@@ -242,6 +244,46 @@ void bench_vulkan_scan(benchmark::State& state, int device_index, bool backward)
   state.counters["GB/s"] = bytes * static_cast<double>(state.iterations()) / seconds * 1e-9;
   state.SetComplexityN(T);
 }
+
+// The selective scan's rows on one Vulkan device, the same problem as on
+// the CPU, data resident there; GPU time.
+void bench_vulkan_selective_scan(benchmark::State& state, int device_index, bool backward) {
+  const S6Problem p(state.range(0));
+  const int64_t L = p.L, BDL = kS6Channels * L, BNL = kS6State * L;
+  seqk::vk::Device& device = vulkan_device(device_index);
+  auto buffer = [&](const std::vector<float>& values) {
+    auto b = std::make_unique<seqk::vk::Buffer>(device, values.size());
+    b->upload(values);
+    return b;
+  };
+  const auto u = buffer(p.u), delta = buffer(p.delta), A = buffer(p.A), B = buffer(p.B), C = buffer(p.C);
+  const auto D = buffer(p.D), z = buffer(p.z), bias = buffer(p.bias), dy = buffer(uniform_random(BDL, 1.0f, 19));
+  seqk::vk::Buffer y(device, BDL), du(device, BDL), ddelta(device, BDL), dz(device, BDL), dA(device, kS6Channels * kS6State),
+      dB(device, BNL), dC(device, BNL), dD(device, kS6Channels), dbias(device, kS6Channels);
+  seqk::vk::SelectiveScanBuffers in{1, kS6Channels, L, kS6State, u.get(), delta.get(), A.get(), B.get(), C.get(),
+                                    D.get(), z.get(), bias.get(), true};
+  const seqk::vk::SelectiveScanGradBuffers grads{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias};
+  seqk::vk::Stream stream(device, /*timestamps=*/true);
+  seqk::vk::SelectiveScanSaved saved;
+  seqk::vk::selective_scan(stream, in, y, nullptr, &saved);
+  stream.submit();
+  auto run = [&] {
+    if (backward) {
+      seqk::vk::selective_scan_backward(stream, in, saved, *dy, nullptr, grads);
+    } else {
+      seqk::vk::selective_scan(stream, in, y);
+    }
+    stream.submit();
+  };
+  run();
+  double seconds = 0;
+  for (auto _ : state) {
+    run();
+    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
+    seconds += stream.last_gpu_ms() * 1e-3;
+  }
+  report_updates(state, L, seconds);
+}
 #endif
 
 }  // namespace
@@ -312,6 +354,16 @@ void register_benchmarks() {
           ->ArgName("T")
           ->RangeMultiplier(4)
           ->Range(256, 1 << 20)
+          ->Complexity(benchmark::oN)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+      benchmark::RegisterBenchmark(
+          (std::string(backward ? "s6_bwd/vulkan" : "s6_fwd/vulkan") + std::to_string(info.index) + s6_shape).c_str(),
+          skipping_errors(bench_vulkan_selective_scan), info.index, backward)
+          ->ArgName("L")
+          ->RangeMultiplier(4)
+          ->Range(256, 1 << 14)
           ->Complexity(benchmark::oN)
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond)
