@@ -1,11 +1,17 @@
-// The linear-recurrence scan (claim S5's linear part): forward and backward
-// over T from 256 to 1M steps, with Complexity fits, on 1 thread and on all,
-// as GB/s and as a percentage of the STREAM triad bandwidth measured in the
-// same run; and on every Vulkan GPU (GPU time from timestamps, GB/s).
+// Claim S5's scans. The linear recurrence: forward and backward over T from
+// 256 to 1M steps, with Complexity fits, on 1 thread and on all, beside a
+// plain sequential loop, as GB/s and as a percentage of the STREAM triad
+// bandwidth measured in the same run; and on every Vulkan GPU (GPU time from
+// timestamps, GB/s). The selective scan (S6): forward and backward over L
+// (256 to 16k: its cost per step is fixed, as the fits show) with Complexity
+// fits, beside a plain scalar loop; and its decode step
+// after contexts of growing length, whose cost should not grow.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -13,12 +19,14 @@
 #include "bench/bench_util.h"
 #include "seqk/aligned.h"
 #include "seqk/scan.h"
+#include "seqk/selective_scan.h"
 #include "seqk/thread_pool.h"
 
 #if SEQK_HAVE_VULKAN
 #include "bench/vulkan_devices.h"
 #include "seqk/vulkan.h"
 #include "seqk/vulkan_scan.h"
+#include "seqk/vulkan_selective_scan.h"
 #endif
 
 namespace seqk_bench {
@@ -83,6 +91,130 @@ void bench_scan(benchmark::State& state, bool backward, int threads) {
   report_bandwidth(state, T, backward ? 5 : 3, seconds);
 }
 
+// The sequential loop a scan replaces, as anyone would first write it: step
+// after step over the channels (which the compiler vectorises).
+void bench_scan_loop(benchmark::State& state) {
+  const int64_t T = state.range(0);
+  const std::vector<float> a = uniform_random(T * kChannels, 0.99f, 1), b = uniform_random(T * kChannels, 1.0f, 2);
+  std::vector<float> h(T * kChannels);
+  const double seconds = time_loop(state, [&] {
+    for (int64_t c = 0; c < kChannels; ++c) h[c] = b[c];
+    for (int64_t t = 1; t < T; ++t)
+      for (int64_t c = 0; c < kChannels; ++c)
+        h[t * kChannels + c] = a[t * kChannels + c] * h[(t - 1) * kChannels + c] + b[t * kChannels + c];
+    benchmark::DoNotOptimize(h.data());
+  });
+  report_bandwidth(state, T, 3, seconds);
+}
+
+// The selective scan at a Mamba-like width: one sequence, D channels of N
+// state values each.
+constexpr int64_t kS6Channels = 256, kS6State = 16;
+
+struct S6Problem {
+  explicit S6Problem(int64_t steps)
+      : L(steps),
+        u(uniform_random(kS6Channels * L, 1.0f, 11)),
+        delta(uniform_random(kS6Channels * L, 1.0f, 12)),
+        A(uniform_random(kS6Channels * kS6State, 1.0f, 13)),
+        B(uniform_random(kS6State * L, 1.0f, 14)),
+        C(uniform_random(kS6State * L, 1.0f, 15)),
+        D(uniform_random(kS6Channels, 1.0f, 16)),
+        z(uniform_random(kS6Channels * L, 1.0f, 17)),
+        bias(uniform_random(kS6Channels, 1.0f, 18)) {
+    for (float& a : A) a = -std::exp(a);  // Mamba's A = -exp(A_log)
+  }
+  seqk::SelectiveScanInputs inputs() const {
+    return {{u.data(), {1, kS6Channels, L}}, {delta.data(), {1, kS6Channels, L}}, {A.data(), {kS6Channels, kS6State}},
+            {B.data(), {1, kS6State, L}},    {C.data(), {1, kS6State, L}},         {D.data(), {kS6Channels}},
+            {z.data(), {1, kS6Channels, L}}, {bias.data(), {kS6Channels}},         true};
+  }
+  int64_t L;
+  std::vector<float> u, delta, A, B, C, D, z, bias;
+};
+
+// "Gupdates/s": state values updated per second (B·D·N·L per pass).
+void report_updates(benchmark::State& state, int64_t steps, double seconds) {
+  state.counters["Gupdates/s"] =
+      static_cast<double>(kS6Channels * kS6State * steps) * static_cast<double>(state.iterations()) / seconds * 1e-9;
+  state.SetComplexityN(steps);
+}
+
+void bench_selective_scan(benchmark::State& state, bool backward, int threads) {
+  const S6Problem p(state.range(0));
+  const int64_t L = p.L;
+  std::vector<float> y(kS6Channels * L), du(y.size()), ddelta(y.size()), dz(y.size()), dA(kS6Channels * kS6State),
+      dB(kS6State * L), dC(dB.size()), dD(kS6Channels), dbias(kS6Channels);
+  const std::vector<float> dy = uniform_random(y.size(), 1.0f, 19);
+  seqk::ThreadPool single(1);
+  seqk::ThreadPool* pool = threads == 1 ? &single : &seqk::ThreadPool::global();
+  seqk::SelectiveScanSaved saved;
+  const seqk::View y_view(y.data(), {1, kS6Channels, L});
+  seqk::selective_scan(p.inputs(), y_view, {}, &saved, pool);
+  const seqk::SelectiveScanGrads grads{{du.data(), {1, kS6Channels, L}}, {ddelta.data(), {1, kS6Channels, L}},
+                                       {dA.data(), {kS6Channels, kS6State}}, {dB.data(), {1, kS6State, L}},
+                                       {dC.data(), {1, kS6State, L}},        {dD.data(), {kS6Channels}},
+                                       {dz.data(), {1, kS6Channels, L}},     {dbias.data(), {kS6Channels}}};
+  const double seconds = time_loop(state, [&] {
+    if (backward) {
+      seqk::selective_scan_backward(p.inputs(), saved, {dy.data(), {1, kS6Channels, L}}, {}, grads, pool);
+    } else {
+      seqk::selective_scan(p.inputs(), y_view, {}, nullptr, pool);
+    }
+  });
+  report_updates(state, L, seconds);
+}
+
+// The forward as a plain scalar loop (Mamba's selective_scan_ref, fused by
+// hand): what the kernel is measured against.
+void bench_selective_scan_loop(benchmark::State& state) {
+  const S6Problem p(state.range(0));
+  const int64_t L = p.L;
+  std::vector<float> y(kS6Channels * L), h(kS6State);
+  const double seconds = time_loop(state, [&] {
+    for (int64_t d = 0; d < kS6Channels; ++d) {
+      std::fill(h.begin(), h.end(), 0.0f);
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t i = d * L + t;
+        const float delta = std::log1p(std::exp(p.delta[i] + p.bias[d]));
+        float out = 0;
+        for (int64_t n = 0; n < kS6State; ++n) {
+          h[n] = std::exp(delta * p.A[d * kS6State + n]) * h[n] + delta * p.u[i] * p.B[n * L + t];
+          out += p.C[n * L + t] * h[n];
+        }
+        out += p.D[d] * p.u[i];
+        y[i] = out * p.z[i] / (1.0f + std::exp(-p.z[i]));
+      }
+    }
+    benchmark::DoNotOptimize(y.data());
+  });
+  report_updates(state, L, seconds);
+}
+
+// One decoding step at a Mamba-130M width (D = 1536, N = 16) after a context
+// of T steps run through the forward: the state it carries is (D, N)
+// whatever T is.
+void bench_selective_decode(benchmark::State& state) {
+  constexpr int64_t D = 1536, N = kS6State;
+  const int64_t T = state.range(0);
+  const std::vector<float> u = uniform_random(D * T, 1.0f, 21), delta = uniform_random(D * T, 1.0f, 22);
+  const std::vector<float> B = uniform_random(N * T, 1.0f, 23), C = uniform_random(N * T, 1.0f, 24);
+  std::vector<float> A = uniform_random(D * N, 1.0f, 25), y(D * T), h(D * N);
+  for (float& a : A) a = -std::exp(a);
+  const seqk::ConstView A_view(A.data(), {D, N});
+  seqk::selective_scan({{u.data(), {1, D, T}}, {delta.data(), {1, D, T}}, A_view, {B.data(), {1, N, T}},
+                        {C.data(), {1, N, T}}, {}, {}, {}, true},
+                       {y.data(), {1, D, T}}, {h.data(), {1, D, N}});
+  const std::vector<float> u_t = uniform_random(D, 1.0f, 26), delta_t = uniform_random(D, 1.0f, 27);
+  const std::vector<float> B_t = uniform_random(N, 1.0f, 28), C_t = uniform_random(N, 1.0f, 29);
+  std::vector<float> y_t(D);
+  const seqk::SelectiveScanStepInputs step{{u_t.data(), {1, D}}, {delta_t.data(), {1, D}}, A_view,
+                                           {B_t.data(), {1, N}}, {C_t.data(), {1, N}}, {}, {}, {}, true};
+  time_loop(state, [&] { seqk::selective_scan_step(step, {h.data(), {1, D, N}}, {y_t.data(), {1, D}}); });
+  state.counters["state_bytes"] = static_cast<double>(D * N * sizeof(float));
+  state.SetComplexityN(T);
+}
+
 #if SEQK_HAVE_VULKAN
 // Forward or backward on one Vulkan device, data resident there; the row's
 // time is the GPU time of the submit.
@@ -112,6 +244,46 @@ void bench_vulkan_scan(benchmark::State& state, int device_index, bool backward)
   state.counters["GB/s"] = bytes * static_cast<double>(state.iterations()) / seconds * 1e-9;
   state.SetComplexityN(T);
 }
+
+// The selective scan's rows on one Vulkan device, the same problem as on
+// the CPU, data resident there; GPU time.
+void bench_vulkan_selective_scan(benchmark::State& state, int device_index, bool backward) {
+  const S6Problem p(state.range(0));
+  const int64_t L = p.L, BDL = kS6Channels * L, BNL = kS6State * L;
+  seqk::vk::Device& device = vulkan_device(device_index);
+  auto buffer = [&](const std::vector<float>& values) {
+    auto b = std::make_unique<seqk::vk::Buffer>(device, values.size());
+    b->upload(values);
+    return b;
+  };
+  const auto u = buffer(p.u), delta = buffer(p.delta), A = buffer(p.A), B = buffer(p.B), C = buffer(p.C);
+  const auto D = buffer(p.D), z = buffer(p.z), bias = buffer(p.bias), dy = buffer(uniform_random(BDL, 1.0f, 19));
+  seqk::vk::Buffer y(device, BDL), du(device, BDL), ddelta(device, BDL), dz(device, BDL), dA(device, kS6Channels * kS6State),
+      dB(device, BNL), dC(device, BNL), dD(device, kS6Channels), dbias(device, kS6Channels);
+  seqk::vk::SelectiveScanBuffers in{1, kS6Channels, L, kS6State, u.get(), delta.get(), A.get(), B.get(), C.get(),
+                                    D.get(), z.get(), bias.get(), true};
+  const seqk::vk::SelectiveScanGradBuffers grads{&du, &ddelta, &dA, &dB, &dC, &dD, &dz, &dbias};
+  seqk::vk::Stream stream(device, /*timestamps=*/true);
+  seqk::vk::SelectiveScanSaved saved;
+  seqk::vk::selective_scan(stream, in, y, nullptr, &saved);
+  stream.submit();
+  auto run = [&] {
+    if (backward) {
+      seqk::vk::selective_scan_backward(stream, in, saved, *dy, nullptr, grads);
+    } else {
+      seqk::vk::selective_scan(stream, in, y);
+    }
+    stream.submit();
+  };
+  run();
+  double seconds = 0;
+  for (auto _ : state) {
+    run();
+    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
+    seconds += stream.last_gpu_ms() * 1e-3;
+  }
+  report_updates(state, L, seconds);
+}
 #endif
 
 }  // namespace
@@ -132,6 +304,45 @@ void register_benchmarks() {
           ->MinTime(kMinTimeSeconds);
     }
   }
+  benchmark::RegisterBenchmark(("scan_fwd/loop/C:" + std::to_string(kChannels)).c_str(), bench_scan_loop)
+      ->ArgName("T")
+      ->RangeMultiplier(4)
+      ->Range(256, 1 << 20)
+      ->Complexity(benchmark::oN)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(kMinTimeSeconds);
+  const std::string s6_shape = "/B:1/D:" + std::to_string(kS6Channels) + "/N:" + std::to_string(kS6State);
+  for (const bool backward : {false, true}) {
+    for (const int threads : {1, 0}) {
+      const std::string name =
+          std::string(backward ? "s6_bwd/" : "s6_fwd/") + (threads == 1 ? "1thread" : "threads") + s6_shape;
+      benchmark::RegisterBenchmark(name.c_str(), skipping_errors(bench_selective_scan), backward, threads)
+          ->ArgName("L")
+          ->RangeMultiplier(4)
+          ->Range(256, 1 << 14)
+          ->Complexity(benchmark::oN)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+    }
+  }
+  benchmark::RegisterBenchmark(("s6_fwd/loop" + s6_shape).c_str(), bench_selective_scan_loop)
+      ->ArgName("L")
+      ->RangeMultiplier(4)
+      ->Range(256, 1 << 14)
+      ->Complexity(benchmark::oN)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(kMinTimeSeconds);
+  benchmark::RegisterBenchmark("s6_decode/seqk/B:1/D:1536/N:16", skipping_errors(bench_selective_decode))
+      ->ArgName("T")
+      ->RangeMultiplier(8)
+      ->Range(1 << 10, 1 << 16)
+      ->Complexity(benchmark::o1)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond)
+      ->MinTime(kMinTimeSeconds);
 #if SEQK_HAVE_VULKAN
   // GPUs only: lavapipe would take minutes at 1M steps.
   for (const seqk::vk::DeviceInfo& info : vulkan_devices()) {
@@ -143,6 +354,16 @@ void register_benchmarks() {
           ->ArgName("T")
           ->RangeMultiplier(4)
           ->Range(256, 1 << 20)
+          ->Complexity(benchmark::oN)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond)
+          ->MinTime(kMinTimeSeconds);
+      benchmark::RegisterBenchmark(
+          (std::string(backward ? "s6_bwd/vulkan" : "s6_fwd/vulkan") + std::to_string(info.index) + s6_shape).c_str(),
+          skipping_errors(bench_vulkan_selective_scan), info.index, backward)
+          ->ArgName("L")
+          ->RangeMultiplier(4)
+          ->Range(256, 1 << 14)
           ->Complexity(benchmark::oN)
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond)

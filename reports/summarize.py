@@ -10,6 +10,7 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
   s8_lstm_fwd/{padded,packed,bucketed}/B:../D:../H:../T:..
   scan_{fwd,bwd}/{1thread,threads,vulkan<i>}/C:../T:..
   s5_{mingru,minlstm}_fwdbwd/seqk/B:../D:../H:../T:..
+  s6_{fwd,bwd}/{1thread,threads,loop}/B:../D:../N:../L:..   s6_decode/seqk/B:../D:../N:../T:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -70,7 +71,7 @@ class Row:
         scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
         values = {"time_ms": entry.get("real_time", 0.0) * scale}
         for key in ("GFLOP/s", "pct_peak", "wall_ms", "useful_tokens/s", "padding_pct", "useful_GFLOP/s", "GB/s",
-                    "pct_triad"):
+                    "pct_triad", "Gupdates/s", "state_bytes"):
             if key in entry:
                 values[key] = entry[key]
         if entry.get("run_type") == "aggregate":
@@ -328,6 +329,31 @@ def scan_section(machine):
         "3 arrays forward (a, b, h), 5 backward (a, h, dh, da, db)."
 
 
+def s6_section(machine):
+    """The selective scan over L beside a plain scalar loop, and the decode step against context length."""
+    rows = []
+    for family, title in (("s6_fwd", "forward"), ("s6_bwd", "backward")):
+        for row in machine.rows_of(family):
+            if "L" not in row.shape:
+                continue  # the BigO / RMS fits
+            loop = machine.find("s6_fwd", "loop", row.shape) if family == "s6_fwd" else None
+            speedup = "–"
+            if row.variant != "loop" and loop is not None and loop.ok() and row.value("time_ms"):
+                speedup = fmt(loop.value("time_ms") / row.value("time_ms"))
+            rows.append([title, row.variant, *shape_cells(row.shape, "DNL"), row.time_cell(),
+                         fmt(row.value("Gupdates/s")), speedup])
+    decode = [[*shape_cells(row.shape, "DNT"), fmt(row.value("time_ms") * 1e3 if row.value("time_ms") else None),
+               fmt(row.value("state_bytes"))]
+              for row in machine.rows_of("s6_decode") if "T" in row.shape]
+    if not rows and not decode:
+        return "No S6 rows."
+    out = table(["pass", "threads", "D", "N", "L", "ms", "state updates/ns", "speedup over the scalar loop"], rows)
+    if decode:
+        out += "\n\nDecode, one step after a context of T steps (its cost should not grow with T):\n\n" + \
+            table(["D", "N", "context T", "µs per step", "state bytes"], decode)
+    return out
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -400,6 +426,7 @@ def summarize(paths):
         out += ["### S8: padded vs packed vs bucketed batches", "", s8_section(machine), ""]
         out += ["### Linear-recurrence scan", "", scan_section(machine), ""]
         out += ["### S5: minGRU / minLSTM against GRU / LSTM", "", s5_section(machine), ""]
+        out += ["### S5: selective scan (S6)", "", s6_section(machine), ""]
         out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",

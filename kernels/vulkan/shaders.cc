@@ -26,6 +26,15 @@ const uint32_t kRecurrentForwardStep[] = {
 const uint32_t kRecurrentBackwardStep[] = {
 #include "recurrent_backward_step.spv.h"
 };
+const uint32_t kSelectiveScanForward[] = {
+#include "selective_scan_forward.spv.h"
+};
+const uint32_t kSelectiveScanBackward[] = {
+#include "selective_scan_backward.spv.h"
+};
+const uint32_t kSelectiveScanReduce[] = {
+#include "selective_scan_reduce.spv.h"
+};
 
 }  // namespace
 
@@ -36,6 +45,9 @@ std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "linear_scan") return kLinearScan;
   if (name == "recurrent_forward_step") return kRecurrentForwardStep;
   if (name == "recurrent_backward_step") return kRecurrentBackwardStep;
+  if (name == "selective_scan_forward") return kSelectiveScanForward;
+  if (name == "selective_scan_backward") return kSelectiveScanBackward;
+  if (name == "selective_scan_reduce") return kSelectiveScanReduce;
   seqk::detail::fail("vulkan: no embedded shader named '", name, "'");
 }
 

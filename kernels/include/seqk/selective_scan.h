@@ -10,8 +10,10 @@
 //
 // The forward never stores the (B, D, L, N) states: training keeps only the
 // state at the start of every chunk of steps, and the backward recomputes
-// each chunk's states from there before running it in reverse. Channels are
-// split over the thread pool; SIMD runs across the N state values.
+// each chunk's states from there before running it in reverse. SIMD runs
+// across channels (a vector of one batch row's channels shares B_t and C_t,
+// so C_t·h_t needs no sum across lanes); threads split the blocks of
+// channels. The decode step runs SIMD across the N state values instead.
 #pragma once
 
 #include <cstdint>
