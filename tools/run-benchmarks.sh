@@ -28,18 +28,20 @@ ninja -C "$build_dir"
 out="${SEQK_RESULTS_DIR:-results}/$(hostname)-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
-# 5 repetitions: the default suite takes about 6 minutes on 2 vCPUs, 70 s
-# of it the lavapipe (CPU Vulkan) rows, which run once each.
+# 5 repetitions (3 for attention, whose longest rows take seconds each):
+# the default suite takes about 12 minutes on 2 vCPUs, 70 s of it the
+# lavapipe (CPU Vulkan) rows, which run once each.
 # Interleaving them at random spreads a burst of load from other processes
 # over several rows' repetitions instead of spoiling every repetition of one.
-binaries=(bench_recurrent bench_gemm bench_scan)
+binaries=(bench_recurrent bench_gemm bench_scan bench_attention)
+repetitions=(5 5 5 3)
 for i in "${!binaries[@]}"; do
   name="${binaries[$i]}"
   echo "== [$((i + 1))/${#binaries[@]}] $name -> $out/$name.json" >&2
   "$build_dir/bench/$name" \
     --benchmark_out="$out/$name.json" \
     --benchmark_out_format=json \
-    --benchmark_repetitions=5 \
+    --benchmark_repetitions="${repetitions[$i]}" \
     --benchmark_enable_random_interleaving=true \
     --benchmark_report_aggregates_only=false \
     --benchmark_display_aggregates_only=true \
