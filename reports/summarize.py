@@ -11,7 +11,7 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
   scan_{fwd,bwd}/{1thread,threads,vulkan<i>}/C:../T:..
   s5_{mingru,minlstm}_fwdbwd/seqk/B:../D:../H:../T:..
   s6_{fwd,bwd}/{1thread,threads,loop}/B:../D:../N:../L:..   s6_decode/seqk/B:../D:../N:../T:..
-  attn_{fwd,bwd}/{tiled,naive}/H:../dh:../causal:{0,1}/n:..
+  attn_{fwd,bwd}/{tiled,naive,torch}/H:../dh:../causal:{0,1}/n:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -383,9 +383,13 @@ def attention_section(machine):
             for row in sorted(tiled, key=lambda r: r.shape["n"]):
                 naive = machine.find(family, "naive", row.shape)
                 naive_ok = naive is not None and naive.ok()
+                torch = machine.find(family, "torch", row.shape)
+                torch_ms = torch.value("time_ms") if torch is not None and torch.ok() else None
                 rows.append([title, causal, row.shape["n"], row.time_cell(), fmt(row.value("pct_peak"), 2),
                              naive.time_cell() if naive is not None else "–",
                              fmt(naive.value("pct_peak"), 2) if naive_ok else "–",
+                             torch.time_cell() if torch is not None else "–",
+                             fmt(torch_ms / row.value("time_ms")) if torch_ms and row.value("time_ms") else "–",
                              fmt(row.value("extra_MiB")), fmt(naive.value("extra_MiB")) if naive_ok else "–"])
             for form in ("tiled", "naive"):
                 points = [(r.shape["n"], r.value("time_ms")) for r in machine.rows_of(family)
@@ -398,12 +402,16 @@ def attention_section(machine):
     if not rows:
         return "No attention rows."
     shape = next(r.shape for r in machine.rows.values() if r.family == "attn_fwd" and "n" in r.shape)
-    out = table(["pass", "causal", "n", "tiled ms", "tiled % peak", "naive ms", "naive % peak",
-                 "tiled extra MiB", "naive extra MiB"], rows)
+    out = table(["pass", "causal", "n", "tiled ms", "tiled % peak", "naive ms", "naive % peak", "PyTorch ms",
+                 "PyTorch/tiled time", "tiled extra MiB", "naive extra MiB"], rows)
     out += (f"\n\nOne sequence, {shape.get('H', '?')} heads of {shape.get('dh', '?')}. % peak counts only unmasked "
             "work (4·dh FLOPs per visible query-key pair forward, 10·dh backward) against the FMA peak of the "
             "same run. Extra MiB: the growth of the peak resident set during the calls, beyond inputs and outputs "
             "(the naive form's n² probabilities; the tiled form's scratch is too small to show).")
+    torch_context = next((c for c in machine.contexts if c.get("torch_attention")), None)
+    if torch_context:
+        out += (f" PyTorch {torch_context.get('torch_version', '?')} on the CPU: "
+                f"{torch_context['torch_attention']}, matrix products on {torch_context.get('blas', '?')}.")
     if slopes:
         out += "\n\nFitted exponents (log-log least squares):\n\n" + "\n".join(f"- {s}" for s in slopes)
     bar_n, bar_pct = ATTENTION_BAR

@@ -57,5 +57,15 @@ else
   echo "== PyTorch/cuDNN LSTM peer skipped: python3 has no torch with a CUDA device" >&2
 fi
 
+# PyTorch's attention on the CPU (and CUDA), beside bench_attention's rows,
+# where python3 has torch (Debian: python3-torch, with libopenblas0-pthread
+# for its matrix products); optional like the cuDNN peer.
+if python3 -c 'import torch' 2>/dev/null; then
+  echo "== PyTorch attention peer -> $out/torch_attention.json" >&2
+  python3 bench/torch_attention.py "$out/torch_attention.json" || echo "the PyTorch attention peer failed: its rows are missing" >&2
+else
+  echo "== PyTorch attention peer skipped: python3 has no torch" >&2
+fi
+
 python3 reports/summarize.py "$out"/*.json > "$out/summary.md"
 echo "summary: $out/summary.md"
