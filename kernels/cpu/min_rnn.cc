@@ -4,12 +4,11 @@
 // weight and input gradients.
 #include "seqk/min_rnn.h"
 
-#include <cmath>
-#include <cstring>
 #include <vector>
 
-#include "seqk/error.h"
 #include "kernels/cpu/min_rnn_gates.h"
+#include "kernels/min_rnn_args.h"
+#include "seqk/error.h"
 #include "seqk/scan.h"
 
 namespace seqk {
@@ -21,12 +20,8 @@ MinRnnLayer::MinRnnLayer(MinRnnKind kind, int64_t input_size, int64_t hidden_siz
 }
 
 void MinRnnLayer::set_parameters(const MinRnnParams& params) {
-  const int64_t rows = gates() * hidden_size_, D = input_size_;
-  require_shape(params.w, "w", {rows, D});
-  require_shape(params.b, "b", {rows});
-  for (const auto& [view, name] : {std::pair{params.w, "w"}, {params.b, "b"}})
-    for (int64_t i = 0; i < view.numel(); ++i)
-      require(std::isfinite(view.data()[i]), name, " has a non-finite value at flat index ", i);
+  detail::check_min_rnn_params(params, {kind_, input_size_, hidden_size_});
+  const int64_t rows = gates() * hidden_size_;
   w_ = PackedMatrix(params.w);
   w_t_ = PackedMatrix(params.w.transposed());
   bias_.assign(params.b.data(), params.b.data() + rows);
@@ -35,12 +30,8 @@ void MinRnnLayer::set_parameters(const MinRnnParams& params) {
 
 void MinRnnLayer::forward(ConstView x, ConstView h0, View y, MinRnnSaved* saved, ThreadPool* pool) const {
   require(has_parameters_, "min-RNN parameters are not set (call set_parameters first)");
-  require(x.data() != nullptr && x.rank() == 3, "x must be (T, B, D), got ", x.shape_string());
-  const int64_t T = x.dim(0), B = x.dim(1), D = input_size_, H = hidden_size_, G = gates(), rows = T * B;
-  require(T > 0 && B > 0, "x has an empty dimension: ", x.shape_string());
-  require_shape(x, "x", {T, B, D});
-  require_shape(y, "y", {T, B, H});
-  if (!h0.empty()) require_shape(h0, "h0", {B, H});
+  const auto [T, B] = detail::check_min_rnn_forward(x, h0, y, {kind_, input_size_, hidden_size_});
+  const int64_t D = input_size_, H = hidden_size_, G = gates(), rows = T * B;
 
   MinRnnSaved local;
   MinRnnSaved& keep = saved ? *saved : local;
@@ -59,18 +50,11 @@ void MinRnnLayer::forward(ConstView x, ConstView h0, View y, MinRnnSaved* saved,
 void MinRnnLayer::backward(ConstView x, ConstView h0, ConstView y, ConstView dy, const MinRnnSaved& saved, View dx,
                            View dh0, const MinRnnGrads& grads, ThreadPool* pool) const {
   require(has_parameters_, "min-RNN parameters are not set (call set_parameters first)");
-  require(x.data() != nullptr && x.rank() == 3, "x must be (T, B, D), got ", x.shape_string());
-  const int64_t T = x.dim(0), B = x.dim(1), D = input_size_, H = hidden_size_, G = gates(), rows = T * B;
+  const auto [T, B] =
+      detail::check_min_rnn_backward(x, h0, y, dy, dx, dh0, grads, {kind_, input_size_, hidden_size_});
+  const int64_t D = input_size_, H = hidden_size_, G = gates(), rows = T * B;
   require(saved.steps_ == T && saved.batch_ == B && !saved.gates_.empty(),
           "saved does not come from the training forward of this x (run forward with a MinRnnSaved first)");
-  require_shape(x, "x", {T, B, D});
-  require_shape(y, "y", {T, B, H});
-  require_shape(dy, "dy", {T, B, H});
-  if (!h0.empty()) require_shape(h0, "h0", {B, H});
-  if (!dx.empty()) require_shape(dx, "dx", {T, B, D});
-  if (!dh0.empty()) require_shape(dh0, "dh0", {B, H});
-  require_shape(grads.w, "grads.w", {G * H, D});
-  require_shape(grads.b, "grads.b", {G * H});
 
   // The scan's gradients: da (of its coefficient), db (of its input), dh0.
   pool = pool ? pool : &ThreadPool::global();

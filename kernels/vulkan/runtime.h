@@ -235,6 +235,11 @@ void copy(Stream& stream, const Buffer& src, int64_t src_offset, Buffer& dst, in
 std::vector<int64_t> step_offsets(int64_t steps, int64_t batch, std::span<const int64_t> lengths,
                                   std::span<const int64_t> batch_sizes);
 
+// Throws unless the linear scan (seqk/vulkan_scan.h) can run T steps of C
+// channels on the device: for callers that check everything before they
+// record anything.
+void check_linear_scan(const Device::Impl& device, int64_t steps, int64_t channels);
+
 // Records dst[i] = value for every element.
 void fill(Stream& stream, Buffer& dst, float value);
 // Records dst[r·dst_stride + dst_col + j] (+)= src[index(r)·src_stride + src_col + j]

@@ -28,6 +28,11 @@ void require_rows(const Buffer* buffer, const char* name, int64_t size, const De
   require(buffer->impl().device == &device.impl(), "vulkan scan: ", name, " belongs to another device");
 }
 
+// Chunks of about √T steps: both the chunk loop and the carry loop stay short.
+int64_t chunk_steps(int64_t steps) {
+  return std::max<int64_t>(64, static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::sqrt(steps)) + 1)));
+}
+
 // Records phases 0-2 (and 3 for the backward: da, dh0) over `out` from `x`.
 // The forward starts from h0; the backward starts from zero and reads h0 as
 // h_0 for da.
@@ -35,13 +40,8 @@ void record_scan(Stream& stream, const Buffer& a, const Buffer& x, Buffer& out, 
                  int64_t channels, bool reverse, const Buffer* h, Buffer* da, Buffer* dh0) {
   Device& device = stream.device();
   Device::Impl& d = device.impl();
-  require(steps > 0 && channels > 0, "vulkan scan: T and C must be > 0, got T = ", steps, ", C = ", channels);
-  require(steps <= std::numeric_limits<uint32_t>::max() / channels, "vulkan scan: T·C exceeds 32-bit indexing");
-  // Chunks of about √T steps: both the chunk loop and the carry loop stay short.
-  int64_t chunk = std::max<int64_t>(64, static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::sqrt(steps)) + 1)));
-  const int64_t chunks = (steps + chunk - 1) / chunk;
-  require(static_cast<uint64_t>(std::max(chunk, chunks)) < detail::loop_budget(d), "vulkan scan: T = ", steps,
-          " is too long for the device's loop budget");
+  detail::check_linear_scan(d, steps, channels);
+  const int64_t chunk = chunk_steps(steps), chunks = (steps + chunk - 1) / chunk;
   auto chunk_a = std::make_shared<Buffer>(device, chunks * channels);
   auto chunk_e = std::make_shared<Buffer>(device, chunks * channels);
   detail::retain(stream, chunk_a);
@@ -70,6 +70,16 @@ void record_scan(Stream& stream, const Buffer& a, const Buffer& x, Buffer& out, 
 }
 
 }  // namespace
+
+void detail::check_linear_scan(const Device::Impl& d, int64_t steps, int64_t channels) {
+  require(steps > 0 && channels > 0, "vulkan scan: T and C must be > 0, got T = ", steps, ", C = ", channels);
+  require(steps <= std::numeric_limits<uint32_t>::max() / channels, "vulkan scan: T·C exceeds 32-bit indexing");
+  const int64_t chunk = chunk_steps(steps), chunks = (steps + chunk - 1) / chunk;
+  require(static_cast<uint64_t>(std::max(chunk, chunks)) < detail::loop_budget(d), "vulkan scan: T = ", steps,
+          " is too long for the device's loop budget");
+  require((channels + kGroup - 1) / kGroup <= d.limits.maxComputeWorkGroupCount[0], "vulkan scan: C = ", channels,
+          " channels need more workgroups than the device allows");
+}
 
 void linear_scan(Stream& stream, const Buffer& a, const Buffer& b, Buffer& h, int64_t steps, int64_t channels,
                  const Buffer* h0) {

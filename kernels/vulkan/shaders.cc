@@ -17,6 +17,12 @@ const uint32_t kGatherRows[] = {
 const uint32_t kLinearScan[] = {
 #include "linear_scan.spv.h"
 };
+const uint32_t kMinRnnGatesForward[] = {
+#include "min_rnn_gates_forward.spv.h"
+};
+const uint32_t kMinRnnGatesBackward[] = {
+#include "min_rnn_gates_backward.spv.h"
+};
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
 };
@@ -43,6 +49,8 @@ std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "gather_rows") return kGatherRows;
   if (name == "gemm") return kGemm;
   if (name == "linear_scan") return kLinearScan;
+  if (name == "min_rnn_gates_forward") return kMinRnnGatesForward;
+  if (name == "min_rnn_gates_backward") return kMinRnnGatesBackward;
   if (name == "recurrent_forward_step") return kRecurrentForwardStep;
   if (name == "recurrent_backward_step") return kRecurrentBackwardStep;
   if (name == "selective_scan_forward") return kSelectiveScanForward;
