@@ -1,12 +1,14 @@
 // minGRU and minLSTM: forward against an fp64 loop of their recurrences,
 // backward against central finite differences of that loop, for every input
-// and parameter; and bad input.
+// and parameter, and against the fp64 backward of min_rnn_problem.h (which
+// test_vulkan_min_rnn.cc relies on); and bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <tuple>
 #include <vector>
 
+#include "min_rnn_problem.h"
 #include "reference.h"
 #include "seqk/error.h"
 #include "seqk/min_rnn.h"
@@ -17,75 +19,6 @@ namespace {
 using seqk::ConstView;
 using seqk::MinRnnKind;
 using seqk::View;
-
-struct Problem {
-  MinRnnKind kind;
-  int64_t T, B, D, H;
-  std::vector<float> w, b, x, h0, w_y;  // w_y: loss weights, L = Σ w_y ⊙ y
-  int64_t G() const { return kind == MinRnnKind::kGru ? 2 : 3; }
-};
-
-Problem make(MinRnnKind kind, int64_t T, int64_t B, int64_t D, int64_t H) {
-  const float k = 1.0f / std::sqrt(static_cast<float>(D));
-  const int64_t G = kind == MinRnnKind::kGru ? 2 : 3;
-  return {kind,
-          T,
-          B,
-          D,
-          H,
-          random_floats(G * H * D, 61, -k, k),
-          random_floats(G * H, 62, -k, k),
-          random_floats(T * B * D, 65),
-          random_floats(B * H, 66),
-          random_floats(T * B * H, 67)};
-}
-
-std::vector<double> reference(const Problem& p) {
-  std::vector<double> y(p.T * p.B * p.H), h(p.h0.begin(), p.h0.end()), pre(p.G());
-  for (int64_t t = 0; t < p.T; ++t) {
-    for (int64_t b = 0; b < p.B; ++b) {
-      for (int64_t j = 0; j < p.H; ++j) {
-        for (int64_t g = 0; g < p.G(); ++g) {
-          double sum = p.b[g * p.H + j];
-          for (int64_t d = 0; d < p.D; ++d) sum += p.w[(g * p.H + j) * p.D + d] * p.x[(t * p.B + b) * p.D + d];
-          pre[g] = sum;
-        }
-        auto sigmoid = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
-        double& state = h[b * p.H + j];
-        if (p.kind == MinRnnKind::kGru) {
-          const double z = sigmoid(pre[0]);
-          state = (1.0 - z) * state + z * pre[1];
-        } else {
-          const double f = sigmoid(pre[0]), i = sigmoid(pre[1]);
-          state = f / (f + i) * state + i / (f + i) * pre[2];
-        }
-        y[(t * p.B + b) * p.H + j] = state;
-      }
-    }
-  }
-  return y;
-}
-
-double loss(const Problem& p) {
-  const std::vector<double> y = reference(p);
-  double sum = 0;
-  for (std::size_t i = 0; i < y.size(); ++i) sum += p.w_y[i] * y[i];
-  return sum;
-}
-
-std::vector<double> fd(Problem& p, std::vector<float>& v) {
-  std::vector<double> grad(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const float saved = v[i];
-    v[i] = saved + 1e-3f;
-    const double plus = loss(p);
-    v[i] = saved - 1e-3f;
-    const double minus = loss(p);
-    v[i] = saved;
-    grad[i] = (plus - minus) / (static_cast<double>(saved + 1e-3f) - static_cast<double>(saved - 1e-3f));
-  }
-  return grad;
-}
 
 // fp32 through one GEMM and the scan against fp64, and FD steps of 1e-3 on a
 // loss whose curvature (through σ) is O(1): both well under 1e-4 of the scale.
@@ -99,24 +32,28 @@ TEST(MinRnn, ForwardAndBackwardMatchReference) {
                                      {9, 3, 17, 20}}) {
       SCOPED_TRACE(testing::Message() << (kind == MinRnnKind::kGru ? "minGRU" : "minLSTM") << " T=" << T << " B=" << B
                                       << " D=" << D << " H=" << H);
-      Problem p = make(kind, T, B, D, H);
+      MinRnnProblem p = make_min_rnn_problem(kind, T, B, D, H);
       const int64_t G = p.G();
       seqk::MinRnnLayer layer(kind, D, H);
-      layer.set_parameters({ConstView(p.w.data(), {G * H, D}), ConstView(p.b.data(), {G * H})});
+      layer.set_parameters(p.params());
       std::vector<float> y(T * B * H);
       seqk::MinRnnSaved saved;
-      layer.forward(ConstView(p.x.data(), {T, B, D}), ConstView(p.h0.data(), {B, H}), View(y.data(), {T, B, H}),
-                    &saved);
-      EXPECT_TRUE(close("y", y, reference(p)));
+      layer.forward(p.x_view(), p.h0_view(), View(y.data(), {T, B, H}), &saved);
+      const MinRnnReference want = reference_min_rnn(p);
+      EXPECT_TRUE(close("y", y, want.y));
 
       std::vector<float> dx(T * B * D), dh0(B * H), dw(G * H * D), db(G * H);
-      layer.backward(ConstView(p.x.data(), {T, B, D}), ConstView(p.h0.data(), {B, H}), ConstView(y.data(), {T, B, H}),
-                     ConstView(p.w_y.data(), {T, B, H}), saved, View(dx.data(), {T, B, D}), View(dh0.data(), {B, H}),
+      layer.backward(p.x_view(), p.h0_view(), ConstView(y.data(), {T, B, H}), p.dy_view(), saved,
+                     View(dx.data(), {T, B, D}), View(dh0.data(), {B, H}),
                      {View(dw.data(), {G * H, D}), View(db.data(), {G * H})});
-      EXPECT_TRUE(close("dx", dx, fd(p, p.x)));
-      EXPECT_TRUE(close("dh0", dh0, fd(p, p.h0)));
-      EXPECT_TRUE(close("dw", dw, fd(p, p.w)));
-      EXPECT_TRUE(close("db", db, fd(p, p.b)));
+      EXPECT_TRUE(close("dx", dx, min_rnn_fd(p, p.x)));
+      EXPECT_TRUE(close("dh0", dh0, min_rnn_fd(p, p.h0)));
+      EXPECT_TRUE(close("dw", dw, min_rnn_fd(p, p.w)));
+      EXPECT_TRUE(close("db", db, min_rnn_fd(p, p.b)));
+      EXPECT_TRUE(close("dx (fp64 backward)", dx, want.dx));
+      EXPECT_TRUE(close("dh0 (fp64 backward)", dh0, want.dh0));
+      EXPECT_TRUE(close("dw (fp64 backward)", dw, want.dw));
+      EXPECT_TRUE(close("db (fp64 backward)", db, want.db));
     }
   }
 }
