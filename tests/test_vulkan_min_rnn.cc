@@ -7,6 +7,7 @@
 // Sizes are small (lavapipe is slow) and awkward: T = 130 spans several of
 // the scan's chunks with a partial last one, B·H = 70 channels two of its
 // 64-wide workgroups, and no T·B·H a multiple of the gate shaders' 256.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -188,10 +189,9 @@ TEST_F(VulkanMinRnn, RejectsBadInputBeforeRecording) {
     EXPECT_THROW(layer.record_backward(stream, args, saved, grads), seqk::Error);
   };
   backward_throws({T, B, &x, &h0, &y, &dy, &dx, &dh0}, {&dw, nullptr});
-  backward_throws({T, B, &x, &h0, &y, &dy, &dx, &dh0}, {&db, &dw});                   // swapped sizes
-  backward_throws({T, B, &x, &h0, &y, &dy, &x, &dh0}, {&dw, &db});                    // dx is x
-  backward_throws({T, B, &x, &h0, &y, &dy, &dx, &dh0}, {&dw, &dw});                   // one buffer for two outputs
-  backward_throws({T, B, &x, &h0, &y, &dy, &dx, &h0}, {&dw, &db});                    // dh0 is h0
+  backward_throws({T, B, &x, &h0, &y, &dy, &dx, &dh0}, {&db, &dw});  // swapped sizes
+  backward_throws({T, B, &x, &h0, &y, &dy, &x, &dh0}, {&dw, &db});   // dx is x
+  backward_throws({T, B, &x, &h0, &y, &dy, &dx, &h0}, {&dw, &db});   // dh0 is h0
   backward_throws({T, B, &x, &h0, &short_y, &dy, &dx, &dh0}, {&dw, &db});
   backward_throws({T, B, &short_x, &h0, &y, &dy, &dx, &dh0}, {&dw, &db});  // x is read last, by the GEMMs
   vk::MinRnnLayer gru(dev, MinRnnKind::kGru, D, H);
@@ -200,6 +200,17 @@ TEST_F(VulkanMinRnn, RejectsBadInputBeforeRecording) {
   vk::Buffer gru_dw(dev, 2 * H * D), gru_db(dev, 2 * H);
   EXPECT_THROW(gru.record_backward(stream, good, saved, {&gru_dw, &gru_db}), seqk::Error);  // saved by the minLSTM
   EXPECT_EQ(stream.recorded(), recorded);
+
+  // Buffers and streams of another device (another Device on the same GPU).
+  vk::Device other_device;
+  vk::Buffer foreign_y(other_device, T * B * H);
+  vk::Stream foreign_stream(other_device);
+  EXPECT_THROW(layer.record_forward(stream, {T, B, &x, nullptr, &foreign_y}), seqk::Error);  // y: the scan's, last
+  // (The first dispatch would throw too, but saying less.)
+  EXPECT_THAT([&] { layer.record_forward(foreign_stream, {T, B, &x, nullptr, &y}); },
+              testing::ThrowsMessage<seqk::Error>(testing::HasSubstr("the stream belongs to another device")));
+  EXPECT_EQ(stream.recorded(), recorded);
+  EXPECT_EQ(foreign_stream.recorded(), 0u);
 
   // The host-view API checks shapes as the CPU layer does, before uploading.
   std::vector<float> host_x(T * B * D), host_y(T * B * H, kSentinel);
