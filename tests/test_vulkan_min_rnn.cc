@@ -100,6 +100,23 @@ TEST_F(VulkanMinRnn, MatchesCpuAndFp64Reference) {
   }
 }
 
+// Inputs 30 times larger: gate pre-activations of tens (at most 30·√D + |b|
+// ≈ 68), where σ saturates: above about 17, 1 − z rounds to 0 in fp32.
+TEST_F(VulkanMinRnn, SaturatedGatesMatchCpuAndFp64Reference) {
+  for (MinRnnKind kind : {MinRnnKind::kGru, MinRnnKind::kLstm}) {
+    SCOPED_TRACE(name(kind));
+    MinRnnProblem p = make_min_rnn_problem(kind, 7, 3, 5, 17);
+    for (float& v : p.x) v *= 30.0f;
+    vk::MinRnnLayer gpu(device(), kind, p.D, p.H);
+    seqk::MinRnnLayer cpu(kind, p.D, p.H);
+    gpu.set_parameters(p.params());
+    cpu.set_parameters(p.params());
+    const Results got = run<vk::MinRnnSaved>(gpu, p);
+    expect_close(got, reference_min_rnn(p), 1e-4);
+    expect_close(got, as_reference(run<seqk::MinRnnSaved>(cpu, p)), 1e-5);
+  }
+}
+
 TEST_F(VulkanMinRnn, BackwardMatchesFiniteDifferences) {
   for (MinRnnKind kind : {MinRnnKind::kGru, MinRnnKind::kLstm}) {
     SCOPED_TRACE(name(kind));
