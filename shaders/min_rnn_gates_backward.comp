@@ -1,20 +1,24 @@
 // The min-RNNs' gates backward (seqk/min_rnn.h): from the linear scan's
-// gradients da (of its coefficient) and db (of its input) and the activated
-// gates the forward kept, the gradients of the gates' pre-activations,
-//   minGRU:  dz = db ⊙ h̃ − da,   dh̃ = db ⊙ z,   through σ: dz ⊙ z(1 − z)
-//   minLSTM: with s = f + i and dî = db ⊙ h̃ (the gradient of i / s),
-//            df = (da − dî) ⊙ i / s²,   di = (dî − da) ⊙ f / s²,
-//            dh̃ = db ⊙ i / s,   df and di through σ as above.
+// gradients da (of its coefficient) and db (of its input), and the gates
+// recomputed from the pre-activations k the forward kept, the gradients of k,
+//   minGRU:  dz = db ⊙ h̃ − da,  dh̃ = db ⊙ z,  dk_z = dz ⊙ z(1 − z)
+//   minLSTM: with u, a = σ(u) and ā = 1 − a = σ(−u) as in the forward,
+//            du = (da − db ⊙ h̃) ⊙ a ⊙ ā,  dk_f = du ⊙ σ(−k_f),
+//            dk_i = −du ⊙ σ(−k_i),  dh̃ = db ⊙ ā.
 // One (row, unit) per invocation, as in min_rnn_gates_forward.comp.
 #version 450
+#extension GL_GOOGLE_include_directive : require
+
+#include "activations.glsl"
+#include "min_rnn_gates.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint GATES = 2;  // 2: minGRU (z, h̃); 3: minLSTM (f, i, h̃)
 
-layout(std430, set = 0, binding = 0) readonly buffer Gates { float gates[]; };  // (rows, G·H), activated
-layout(std430, set = 0, binding = 1) readonly buffer DCoef { float da[]; };     // (rows, H)
-layout(std430, set = 0, binding = 2) readonly buffer DInput { float db[]; };    // (rows, H)
-layout(std430, set = 0, binding = 3) writeonly buffer DPre { float dpre[]; };   // (rows, G·H)
+layout(std430, set = 0, binding = 0) readonly buffer Pre { float pre[]; };     // (rows, G·H)
+layout(std430, set = 0, binding = 1) readonly buffer DCoef { float da[]; };    // (rows, H)
+layout(std430, set = 0, binding = 2) readonly buffer DInput { float db[]; };   // (rows, H)
+layout(std430, set = 0, binding = 3) writeonly buffer DPre { float dpre[]; };  // (rows, G·H)
 
 layout(push_constant) uniform Args {
   uint count;  // rows·H
@@ -26,19 +30,19 @@ void main() {
   const uint i = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
   if (i >= p.count) return;
   const uint row = i / p.hidden, unit = i - row * p.hidden;
-  const uint g = row * GATES * p.hidden + unit;
+  const uint k = row * GATES * p.hidden + unit;
+  const uint last = k + (GATES - 1) * p.hidden;  // the candidate h̃
+  const float candidate = pre[last];
   if (GATES == 2) {
-    const float z = gates[g], candidate = gates[g + p.hidden];
-    dpre[g] = (db[i] * candidate - da[i]) * z * (1.0 - z);
-    dpre[g + p.hidden] = db[i] * z;
+    const float z = sigmoid(pre[k]);
+    dpre[k] = (db[i] * candidate - da[i]) * z * (1.0 - z);
+    dpre[last] = db[i] * z;
   } else {
-    const float f = gates[g], input_gate = gates[g + p.hidden], candidate = gates[g + 2 * p.hidden];
-    const float inv = 1.0 / (f + input_gate), inv2 = inv * inv;
-    const float d_input_share = db[i] * candidate;
-    const float df = (da[i] - d_input_share) * input_gate * inv2;
-    const float di = (d_input_share - da[i]) * f * inv2;
-    dpre[g] = df * f * (1.0 - f);
-    dpre[g + p.hidden] = di * input_gate * (1.0 - input_gate);
-    dpre[g + 2 * p.hidden] = db[i] * input_gate * inv;
+    const float k_f = pre[k], k_i = pre[k + p.hidden];
+    const float u = min_lstm_log_ratio(k_f, k_i), a = sigmoid(u), a_rest = sigmoid(-u);
+    const float du = (da[i] - db[i] * candidate) * a * a_rest;
+    dpre[k] = du * sigmoid(-k_f);
+    dpre[k + p.hidden] = -du * sigmoid(-k_i);
+    dpre[last] = db[i] * a_rest;
   }
 }

@@ -58,6 +58,28 @@ TEST(MinRnn, ForwardAndBackwardMatchReference) {
   }
 }
 
+// minLSTM's gates both near 0 (pre-activations near −100, where σ is below
+// fp32's smallest normal): f / (f + i) is still σ(k_f − k_i), finite.
+TEST(MinRnn, MinLstmWithVanishingGatesStaysFinite) {
+  MinRnnProblem p = make_min_rnn_problem(MinRnnKind::kLstm, 5, 2, 3, 20);
+  for (int64_t j = 0; j < 2 * p.H; ++j) p.b[j] -= 100.0f;
+  seqk::MinRnnLayer layer(MinRnnKind::kLstm, p.D, p.H);
+  layer.set_parameters(p.params());
+  const int64_t T = p.T, B = p.B, D = p.D, H = p.H;
+  std::vector<float> y(T * B * H), dx(T * B * D), dh0(B * H), dw(3 * H * D), db(3 * H);
+  seqk::MinRnnSaved saved;
+  layer.forward(p.x_view(), p.h0_view(), View(y.data(), {T, B, H}), &saved);
+  layer.backward(p.x_view(), p.h0_view(), ConstView(y.data(), {T, B, H}), p.dy_view(), saved,
+                 View(dx.data(), {T, B, D}), View(dh0.data(), {B, H}),
+                 {View(dw.data(), {3 * H, D}), View(db.data(), {3 * H})});
+  const MinRnnReference want = reference_min_rnn(p);
+  EXPECT_TRUE(close("y", y, want.y));
+  EXPECT_TRUE(close("dx", dx, want.dx));
+  EXPECT_TRUE(close("dh0", dh0, want.dh0));
+  EXPECT_TRUE(close("dw", dw, want.dw));
+  EXPECT_TRUE(close("db", db, want.db));
+}
+
 TEST(MinRnn, RejectsBadInput) {
   seqk::MinRnnLayer layer(MinRnnKind::kLstm, 3, 4);
   std::vector<float> x(2 * 1 * 3), y(2 * 1 * 4, kSentinel);

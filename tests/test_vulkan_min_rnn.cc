@@ -117,6 +117,16 @@ TEST_F(VulkanMinRnn, SaturatedGatesMatchCpuAndFp64Reference) {
   }
 }
 
+// minLSTM's gates both near 0 (pre-activations near −100, where σ is below
+// fp32's smallest normal): f / (f + i) is still σ(k_f − k_i), finite.
+TEST_F(VulkanMinRnn, MinLstmWithVanishingGatesMatchesFp64Reference) {
+  MinRnnProblem p = make_min_rnn_problem(MinRnnKind::kLstm, 5, 2, 3, 20);
+  for (int64_t j = 0; j < 2 * p.H; ++j) p.b[j] -= 100.0f;
+  vk::MinRnnLayer layer(device(), MinRnnKind::kLstm, p.D, p.H);
+  layer.set_parameters(p.params());
+  expect_close(run<vk::MinRnnSaved>(layer, p), reference_min_rnn(p), 1e-4);
+}
+
 TEST_F(VulkanMinRnn, BackwardMatchesFiniteDifferences) {
   for (MinRnnKind kind : {MinRnnKind::kGru, MinRnnKind::kLstm}) {
     SCOPED_TRACE(name(kind));

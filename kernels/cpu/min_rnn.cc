@@ -37,14 +37,14 @@ void MinRnnLayer::forward(ConstView x, ConstView h0, View y, MinRnnSaved* saved,
   MinRnnSaved& keep = saved ? *saved : local;
   keep.steps_ = T;
   keep.batch_ = B;
-  keep.gates_.resize(static_cast<size_t>(rows * G * H));
-  float* gate = keep.gates_.data();
-  gemm(ConstView(x.data(), {rows, D}), w_, View(gate, {rows, G * H}), {.bias = bias_.data()}, pool);
-  AlignedVector a(static_cast<size_t>(rows * H)), b(static_cast<size_t>(rows * H));
+  keep.pre_.resize(static_cast<size_t>(rows * G * H));
+  keep.coefficients_.resize(static_cast<size_t>(rows * H));
+  gemm(ConstView(x.data(), {rows, D}), w_, View(keep.pre_.data(), {rows, G * H}), {.bias = bias_.data()}, pool);
+  AlignedVector b(static_cast<size_t>(rows * H));
   pool = pool ? pool : &ThreadPool::global();
-  detail::min_gates_forward({kind_ == MinRnnKind::kLstm, static_cast<size_t>(rows), static_cast<size_t>(H), gate, gate,
-                             a.data(), b.data(), nullptr, pool});
-  linear_scan({ConstView(a.data(), {T, B, H}), ConstView(b.data(), {T, B, H}), h0, y}, pool);
+  detail::min_gates_forward({kind_ == MinRnnKind::kLstm, static_cast<size_t>(rows), static_cast<size_t>(H),
+                             keep.pre_.data(), keep.coefficients_.data(), b.data(), nullptr, nullptr, nullptr, pool});
+  linear_scan({ConstView(keep.coefficients_.data(), {T, B, H}), ConstView(b.data(), {T, B, H}), h0, y}, pool);
 }
 
 void MinRnnLayer::backward(ConstView x, ConstView h0, ConstView y, ConstView dy, const MinRnnSaved& saved, View dx,
@@ -53,25 +53,19 @@ void MinRnnLayer::backward(ConstView x, ConstView h0, ConstView y, ConstView dy,
   const auto [T, B] =
       detail::check_min_rnn_backward(x, h0, y, dy, dx, dh0, grads, {kind_, input_size_, hidden_size_});
   const int64_t D = input_size_, H = hidden_size_, G = gates(), rows = T * B;
-  require(saved.steps_ == T && saved.batch_ == B && !saved.gates_.empty(),
+  require(saved.steps_ == T && saved.batch_ == B && !saved.pre_.empty(),
           "saved does not come from the training forward of this x (run forward with a MinRnnSaved first)");
 
   // The scan's gradients: da (of its coefficient), db (of its input), dh0.
   pool = pool ? pool : &ThreadPool::global();
-  const float* gate = saved.gates_.data();
-  AlignedVector a(static_cast<size_t>(rows * H)), da(a.size()), db(a.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = gate + r * G * H;
-    for (int64_t j = 0; j < H; ++j)
-      a[r * H + j] = kind_ == MinRnnKind::kGru ? 1.0f - g[j] : g[j] / (g[j] + g[H + j]);
-  }
-  linear_scan_backward({ConstView(a.data(), {T, B, H}), h0, y, dy, View(da.data(), {T, B, H}),
+  AlignedVector da(static_cast<size_t>(rows * H)), db(da.size());
+  linear_scan_backward({ConstView(saved.coefficients_.data(), {T, B, H}), h0, y, dy, View(da.data(), {T, B, H}),
                         View(db.data(), {T, B, H}), dh0},
                        pool);
   // Through the gates to their pre-activations.
   AlignedVector dpre(static_cast<size_t>(rows * G * H));
-  detail::min_gates_backward({kind_ == MinRnnKind::kLstm, static_cast<size_t>(rows), static_cast<size_t>(H), gate,
-                              nullptr, da.data(), db.data(), dpre.data(), pool});
+  detail::min_gates_backward({kind_ == MinRnnKind::kLstm, static_cast<size_t>(rows), static_cast<size_t>(H),
+                              saved.pre_.data(), nullptr, nullptr, da.data(), db.data(), dpre.data(), pool});
   // dW = dpreᵀ · x, db = dpre summed over the rows, dx = dpre · W.
   gemm(ConstView(dpre.data(), {rows, G * H}).transposed(), PackedMatrix(ConstView(x.data(), {rows, D}).transposed()),
        grads.w, {}, pool);

@@ -1,9 +1,11 @@
 // The min-RNNs' elementwise gate math for each SIMD target, split over the
 // thread pool by rows: forward from the GEMM's pre-activations to the scan's
-// coefficient and input, backward from the scan's gradients to the
-// pre-activations' (seqk/min_rnn.h has the formulas).
+// coefficient and input, backward from the scan's gradients (and the same
+// pre-activations, the gates recomputed) to the pre-activations' gradients
+// (seqk/min_rnn.h has the formulas).
 #include "kernels/cpu/min_rnn_gates.h"
 
+#include <algorithm>
 #include <cmath>
 
 #undef HWY_TARGET_INCLUDE
@@ -27,94 +29,103 @@ void ForRows(const detail::MinGateRows& s, Body&& body) {
   });
 }
 
+// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|); e^-|x| stops at
+// e^-80 (Highway's Exp is valid above -104), an absolute error below 2e-35.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V Softplus(D d, V x) {
+  const V e = hn::Exp(d, hn::Max(hn::Neg(hn::Abs(x)), hn::Set(d, -80.0f)));
+  return hn::Add(hn::Max(x, hn::Zero(d)), hn::Log1p(d, e));
+}
+
+float softplus(float x) { return std::max(x, 0.0f) + std::log1p(std::exp(-std::abs(x))); }
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// minLSTM's u = log f − log i = softplus(−k_i) − softplus(−k_f) from the
+// gates' pre-activations, so that a = f / (f + i) = σ(u) stays accurate
+// where f and i both underflow (the paper's log-space normalisation).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V LogRatio(D d, V k_f, V k_i) {
+  return hn::Sub(Softplus(d, hn::Neg(k_i)), Softplus(d, hn::Neg(k_f)));
+}
+float log_ratio(float k_f, float k_i) { return softplus(-k_i) - softplus(-k_f); }
+
 }  // namespace
 
 void MinGatesForward(const detail::MinGateRows& s) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d), H = s.hidden, G = s.lstm ? 3 : 2;
   ForRows(s, [&](size_t r) {
-    const float* pre = s.gates + r * G * H;
-    float* g = s.activated + r * G * H;
-    float* a = s.a + r * H;
-    float* b = s.b + r * H;
+    const float* pre = s.pre + r * G * H;
+    float* a = s.coefficient + r * H;
+    float* b = s.input + r * H;
     size_t j = 0;
     for (; j + lanes <= H; j += lanes) {
       if (!s.lstm) {
         const auto z = FastSigmoid(d, hn::LoadU(d, pre + j)), candidate = hn::LoadU(d, pre + H + j);
-        hn::StoreU(z, d, g + j);
-        hn::StoreU(candidate, d, g + H + j);
         hn::StoreU(hn::Sub(hn::Set(d, 1.0f), z), d, a + j);
         hn::StoreU(hn::Mul(z, candidate), d, b + j);
       } else {
-        const auto f = FastSigmoid(d, hn::LoadU(d, pre + j)), i = FastSigmoid(d, hn::LoadU(d, pre + H + j));
-        const auto candidate = hn::LoadU(d, pre + 2 * H + j);
-        hn::StoreU(f, d, g + j);
-        hn::StoreU(i, d, g + H + j);
-        hn::StoreU(candidate, d, g + 2 * H + j);
-        const auto inv = hn::Div(hn::Set(d, 1.0f), hn::Add(f, i));
-        hn::StoreU(hn::Mul(f, inv), d, a + j);
-        hn::StoreU(hn::Mul(hn::Mul(i, inv), candidate), d, b + j);
+        const auto u = LogRatio(d, hn::LoadU(d, pre + j), hn::LoadU(d, pre + H + j));
+        hn::StoreU(FastSigmoid(d, u), d, a + j);
+        hn::StoreU(hn::Mul(FastSigmoid(d, hn::Neg(u)), hn::LoadU(d, pre + 2 * H + j)), d, b + j);
       }
     }
     for (; j < H; ++j) {
-      auto sigmoid = [](float v) { return 1.0f / (1.0f + std::exp(-v)); };
       if (!s.lstm) {
-        g[j] = sigmoid(pre[j]);
-        g[H + j] = pre[H + j];
-        a[j] = 1.0f - g[j];
-        b[j] = g[j] * g[H + j];
+        const float z = sigmoid(pre[j]);
+        a[j] = 1.0f - z;
+        b[j] = z * pre[H + j];
       } else {
-        g[j] = sigmoid(pre[j]);
-        g[H + j] = sigmoid(pre[H + j]);
-        g[2 * H + j] = pre[2 * H + j];
-        const float sum = g[j] + g[H + j];
-        a[j] = g[j] / sum;
-        b[j] = g[H + j] / sum * g[2 * H + j];
+        const float u = log_ratio(pre[j], pre[H + j]);
+        a[j] = sigmoid(u);
+        b[j] = sigmoid(-u) * pre[2 * H + j];
       }
     }
   });
 }
 
+// minGRU: dz = db ⊙ h̃ − da, dh̃ = db ⊙ z, dz through σ.
+// minLSTM: with a = σ(u), u = log f − log i as above, and ā = 1 − a = σ(−u):
+// du = (da − db ⊙ h̃) ⊙ a ⊙ ā, and du/dk_f = σ(−k_f), du/dk_i = −σ(−k_i);
+// dh̃ = db ⊙ ā.
 void MinGatesBackward(const detail::MinGateRows& s) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d), H = s.hidden, G = s.lstm ? 3 : 2;
   const auto one = hn::Set(d, 1.0f);
   ForRows(s, [&](size_t r) {
-    const float* g = s.gates + r * G * H;
-    const float* da = s.a + r * H;  // the scan's gradients: of its coefficient
-    const float* db = s.b + r * H;  // and of its input
+    const float* pre = s.pre + r * G * H;
+    const float* da = s.d_coefficient + r * H;
+    const float* db = s.d_input + r * H;
     float* dg = s.dpre + r * G * H;
     size_t j = 0;
     for (; j + lanes <= H; j += lanes) {
       const auto d_coef = hn::LoadU(d, da + j), d_input = hn::LoadU(d, db + j);
       if (!s.lstm) {
-        const auto z = hn::LoadU(d, g + j);
-        const auto dz = hn::MulSub(d_input, hn::LoadU(d, g + H + j), d_coef);
+        const auto z = FastSigmoid(d, hn::LoadU(d, pre + j));
+        const auto dz = hn::MulSub(d_input, hn::LoadU(d, pre + H + j), d_coef);
         hn::StoreU(hn::Mul(dz, hn::Mul(z, hn::Sub(one, z))), d, dg + j);
         hn::StoreU(hn::Mul(d_input, z), d, dg + H + j);
       } else {
-        const auto f = hn::LoadU(d, g + j), i = hn::LoadU(d, g + H + j), candidate = hn::LoadU(d, g + 2 * H + j);
-        const auto inv = hn::Div(one, hn::Add(f, i));
-        const auto inv2 = hn::Mul(inv, inv);
-        const auto d_i_norm = hn::Mul(d_input, candidate);
-        const auto df = hn::Mul(hn::Mul(hn::Sub(d_coef, d_i_norm), i), inv2);
-        const auto di = hn::Mul(hn::Mul(hn::Sub(d_i_norm, d_coef), f), inv2);
-        hn::StoreU(hn::Mul(df, hn::Mul(f, hn::Sub(one, f))), d, dg + j);
-        hn::StoreU(hn::Mul(di, hn::Mul(i, hn::Sub(one, i))), d, dg + H + j);
-        hn::StoreU(hn::Mul(d_input, hn::Mul(i, inv)), d, dg + 2 * H + j);
+        const auto k_f = hn::LoadU(d, pre + j), k_i = hn::LoadU(d, pre + H + j);
+        const auto u = LogRatio(d, k_f, k_i);
+        const auto a = FastSigmoid(d, u), a_rest = FastSigmoid(d, hn::Neg(u));
+        const auto du = hn::Mul(hn::NegMulAdd(d_input, hn::LoadU(d, pre + 2 * H + j), d_coef), hn::Mul(a, a_rest));
+        hn::StoreU(hn::Mul(du, FastSigmoid(d, hn::Neg(k_f))), d, dg + j);
+        hn::StoreU(hn::Neg(hn::Mul(du, FastSigmoid(d, hn::Neg(k_i)))), d, dg + H + j);
+        hn::StoreU(hn::Mul(d_input, a_rest), d, dg + 2 * H + j);
       }
     }
     for (; j < H; ++j) {
       if (!s.lstm) {
-        const float z = g[j];
-        dg[j] = (db[j] * g[H + j] - da[j]) * z * (1.0f - z);
+        const float z = sigmoid(pre[j]);
+        dg[j] = (db[j] * pre[H + j] - da[j]) * z * (1.0f - z);
         dg[H + j] = db[j] * z;
       } else {
-        const float f = g[j], i = g[H + j], sum = f + i, d_i_norm = db[j] * g[2 * H + j];
-        const float df = (da[j] - d_i_norm) * i / (sum * sum), di = (d_i_norm - da[j]) * f / (sum * sum);
-        dg[j] = df * f * (1.0f - f);
-        dg[H + j] = di * i * (1.0f - i);
-        dg[2 * H + j] = db[j] * i / sum;
+        const float u = log_ratio(pre[j], pre[H + j]), a = sigmoid(u), a_rest = sigmoid(-u);
+        const float du = (da[j] - db[j] * pre[2 * H + j]) * a * a_rest;
+        dg[j] = du * sigmoid(-pre[j]);
+        dg[H + j] = -du * sigmoid(-pre[H + j]);
+        dg[2 * H + j] = db[j] * a_rest;
       }
     }
   });

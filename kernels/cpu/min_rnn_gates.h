@@ -9,13 +9,12 @@
 namespace seqk::detail {
 
 struct MinGateRows {
-  bool lstm;         // minLSTM (gates f, i, h̃), else minGRU (z, h̃)
+  bool lstm;  // minLSTM (gates f, i, h̃), else minGRU (z, h̃)
   size_t rows, hidden;
-  const float* gates;  // (rows, G·H): forward: the pre-activations; backward: the activated gates
-  float* activated;    // forward: (rows, G·H) the activated gates out (may be `gates`); backward: unused
-  float* a;          // (rows, H): forward: the scan's coefficient out; backward: its gradient in
-  float* b;          // (rows, H): forward: the scan's input out; backward: its gradient in
-  float* dpre;       // backward: (rows, G·H) the pre-activations' gradients out
+  const float* pre;             // (rows, G·H): the gates' pre-activations, as the GEMM gave them
+  float *coefficient, *input;   // forward: (rows, H) each, the scan's a and b out
+  const float *d_coefficient, *d_input;  // backward: (rows, H) each, the scan's da and db in
+  float* dpre;                  // backward: (rows, G·H), the pre-activations' gradients out
   ThreadPool* pool;
 };
 

@@ -22,10 +22,10 @@ struct MinRnnLayer::Impl {
   // shared_ptr: recorded work keeps them alive.
   std::shared_ptr<Buffer> w, bias, one;
   // Scratch, each of the exact size its last call needed (the scan checks
-  // sizes): inference gates (T·B, G·H) and scan coefficients (T·B, H), the
-  // scan's input (T·B, H), backward's scan gradients (T·B, H) each and the
-  // pre-activations' gradients (T·B, G·H).
-  std::shared_ptr<Buffer> inference_gates, inference_coefficients, inputs, d_coefficients, d_inputs, d_pre;
+  // sizes): inference pre-activations (T·B, G·H) and scan coefficients
+  // (T·B, H), the scan's input (T·B, H), backward's scan gradients (T·B, H)
+  // each and the pre-activations' gradients (T·B, G·H).
+  std::shared_ptr<Buffer> inference_pre, inference_coefficients, inputs, d_coefficients, d_inputs, d_pre;
 };
 
 namespace {
@@ -122,7 +122,11 @@ void download(const std::shared_ptr<Buffer>& buffer, View view) {
 }  // namespace
 
 MinRnnLayer::MinRnnLayer(Device& device, MinRnnKind kind, int64_t input_size, int64_t hidden_size)
-    : device_(device), kind_(kind), input_size_(input_size), hidden_size_(hidden_size), impl_(std::make_unique<Impl>()) {
+    : device_(device),
+      kind_(kind),
+      input_size_(input_size),
+      hidden_size_(hidden_size),
+      impl_(std::make_unique<Impl>()) {
   require(input_size > 0, "min-RNN input_size must be positive, got ", input_size);
   require(hidden_size > 0, "min-RNN hidden_size must be positive, got ", hidden_size);
   impl_->one = std::make_shared<Buffer>(device, 1);
@@ -166,17 +170,18 @@ void MinRnnLayer::record_forward_impl(Stream& stream, const MinRnnForwardBuffers
     detail::retain(stream, buffer);
     return buffer;
   };
-  const std::shared_ptr<Buffer> gate_values = saved ? fresh(rows * width) : scratch(device_, stream, p.inference_gates, rows * width);
+  const std::shared_ptr<Buffer> pre =
+      saved ? fresh(rows * width) : scratch(device_, stream, p.inference_pre, rows * width);
   const std::shared_ptr<Buffer> coefficients =
       saved ? fresh(rows * h) : scratch(device_, stream, p.inference_coefficients, rows * h);
   const std::shared_ptr<Buffer> inputs = scratch(device_, stream, p.inputs, rows * h);
   detail::retain(stream, p.w);
   detail::retain(stream, p.bias);
 
-  detail::gemm_strided(stream, {args.x, 0, d, 1}, {p.w.get(), 0, d, 1}, *gate_values, 0, width, rows, width, d,
+  detail::gemm_strided(stream, {args.x, 0, d, 1}, {p.w.get(), 0, d, 1}, *pre, 0, width, rows, width, d,
                        p.bias.get(), false);
-  const Buffer* gate_buffers[] = {gate_values.get(), coefficients.get(), inputs.get()};
-  record_gates(stream, "min_rnn_gates_forward", 0b111, gates(), gate_buffers, rows * h, h);
+  const Buffer* gate_buffers[] = {pre.get(), coefficients.get(), inputs.get()};
+  record_gates(stream, "min_rnn_gates_forward", 0b110, gates(), gate_buffers, rows * h, h);
   linear_scan(stream, *coefficients, *inputs, *args.y, steps, batch * h, args.h0);
 
   if (saved) {
@@ -185,7 +190,7 @@ void MinRnnLayer::record_forward_impl(Stream& stream, const MinRnnForwardBuffers
     saved->batch_ = batch;
     saved->input_size_ = d;
     saved->hidden_size_ = h;
-    saved->gates_ = gate_values;
+    saved->pre_ = pre;
     saved->coefficients_ = coefficients;
   }
 }
@@ -196,14 +201,14 @@ void MinRnnLayer::record_backward(Stream& stream, const MinRnnBackwardBuffers& a
   require(p.w != nullptr, "min-RNN parameters are not set (call set_parameters first)");
   require(&stream.device() == &device_, "vulkan min-RNN: the stream belongs to another device");
   const int64_t steps = args.steps, batch = args.batch, d = input_size_, h = hidden_size_, width = gates() * h;
-  require(saved.gates_ != nullptr, "saved is empty: run the training forward (with a MinRnnSaved) first");
+  require(saved.pre_ != nullptr, "saved is empty: run the training forward (with a MinRnnSaved) first");
   require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
           ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
   require(saved.kind_ == kind_ && saved.input_size_ == d && saved.hidden_size_ == h,
           "saved comes from another min-RNN layer (kind, D = ", saved.input_size_, ", H = ", saved.hidden_size_,
           ") than this one (D = ", d, ", H = ", h, ")");
   Device::Impl& dev = device_.impl();
-  require(saved.gates_->impl().device == &dev, "vulkan min-RNN: saved belongs to another device");
+  require(saved.pre_->impl().device == &dev, "vulkan min-RNN: saved belongs to another device");
   check_sizes(dev, steps, batch, d, width, h);
   const int64_t rows = steps * batch;
   check_buffers(dev, {{"x", args.x, rows * d, false, false},
@@ -218,11 +223,11 @@ void MinRnnLayer::record_backward(Stream& stream, const MinRnnBackwardBuffers& a
   const std::shared_ptr<Buffer> d_coefficients = scratch(device_, stream, p.d_coefficients, rows * h);
   const std::shared_ptr<Buffer> d_inputs = scratch(device_, stream, p.d_inputs, rows * h);
   const std::shared_ptr<Buffer> d_pre = scratch(device_, stream, p.d_pre, rows * width);
-  for (const auto& kept : {p.w, p.one, saved.gates_, saved.coefficients_}) detail::retain(stream, kept);
+  for (const auto& kept : {p.w, p.one, saved.pre_, saved.coefficients_}) detail::retain(stream, kept);
 
   linear_scan_backward(stream, *saved.coefficients_, args.h0, *args.y, *args.dy, *d_coefficients, *d_inputs, args.dh0,
                        steps, batch * h);
-  const Buffer* gate_buffers[] = {saved.gates_.get(), d_coefficients.get(), d_inputs.get(), d_pre.get()};
+  const Buffer* gate_buffers[] = {saved.pre_.get(), d_coefficients.get(), d_inputs.get(), d_pre.get()};
   record_gates(stream, "min_rnn_gates_backward", 0b1000, gates(), gate_buffers, rows * h, h);
 
   // dW = d_preᵀ·x, db = 1ᵀ·d_pre (as a (1, G·H) row, so the long sum over

@@ -6,6 +6,9 @@
 //            h_t = (1 − z) ⊙ h_{t-1} + z ⊙ h̃
 //   minLSTM: f = σ(W_f·x + b_f),  i = σ(W_i·x + b_i),  h̃ = W_h·x + b_h,
 //            h_t = f' ⊙ h_{t-1} + i' ⊙ h̃,  f' = f / (f + i),  i' = i / (f + i)
+// minLSTM's f' is computed as σ(log f − log i) from the pre-activations k,
+// log σ(k) = −softplus(−k), as in the paper's log-space version: exact where
+// f and i both underflow (k below about −88).
 // Weights stacked gate by gate as in PyTorch: w (G·H, D), b (G·H), rows
 // [z; h̃] (G = 2) or [f; i; h̃] (G = 3). Shapes as for the recurrent layers:
 // x (T, B, D), y = h_1..h_T (T, B, H), h0 (B, H).
@@ -29,12 +32,14 @@ struct MinRnnGrads {
   View w, b;  // overwritten
 };
 
-// What a training forward keeps for backward: the activated gates (T·B, G·H).
+// What a training forward keeps for backward: the gates' pre-activations
+// (T·B, G·H), from which the backward recomputes the gates, and the scan's
+// coefficients (T·B, H).
 class MinRnnSaved {
  private:
   friend class MinRnnLayer;
   int64_t steps_ = 0, batch_ = 0;
-  AlignedVector gates_;
+  AlignedVector pre_, coefficients_;
 };
 
 class MinRnnLayer {

@@ -48,10 +48,9 @@ struct MinRnnGradBuffers {
   Buffer *w = nullptr, *b = nullptr;  // (G·H, D), (G·H); overwritten
 };
 
-// What a training forward keeps on the device for backward: the activated
-// gates (T, B, G·H) as the CPU layer does, and the scan's coefficients
-// (T, B, H), which the reverse scan reads (one buffer more than the CPU keeps,
-// for one dispatch less).
+// What a training forward keeps on the device for backward, as the CPU
+// layer does: the gates' pre-activations (T, B, G·H), from which the
+// backward recomputes the gates, and the scan's coefficients (T, B, H).
 class MinRnnSaved {
  public:
   int64_t steps() const { return steps_; }
@@ -61,7 +60,7 @@ class MinRnnSaved {
   friend class MinRnnLayer;
   MinRnnKind kind_ = MinRnnKind::kGru;
   int64_t steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
-  std::shared_ptr<Buffer> gates_, coefficients_;
+  std::shared_ptr<Buffer> pre_, coefficients_;
 };
 
 class MinRnnLayer {
