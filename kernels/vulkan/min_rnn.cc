@@ -32,6 +32,8 @@ namespace {
 
 constexpr uint32_t kElementwiseGroup = 256;
 
+const char* kind_name(MinRnnKind kind) { return kind == MinRnnKind::kGru ? "minGRU" : "minLSTM"; }
+
 // One buffer argument of a record call.
 struct BufferArg {
   const char* name;
@@ -204,9 +206,9 @@ void MinRnnLayer::record_backward(Stream& stream, const MinRnnBackwardBuffers& a
   require(saved.pre_ != nullptr, "saved is empty: run the training forward (with a MinRnnSaved) first");
   require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
           ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
-  require(saved.kind_ == kind_ && saved.input_size_ == d && saved.hidden_size_ == h,
-          "saved comes from another min-RNN layer (kind, D = ", saved.input_size_, ", H = ", saved.hidden_size_,
-          ") than this one (D = ", d, ", H = ", h, ")");
+  require(saved.kind_ == kind_ && saved.input_size_ == d && saved.hidden_size_ == h, "saved comes from a ",
+          kind_name(saved.kind_), " layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_, ", but this is a ",
+          kind_name(kind_), " layer with D = ", d, ", H = ", h);
   Device::Impl& dev = device_.impl();
   require(saved.pre_->impl().device == &dev, "vulkan min-RNN: saved belongs to another device");
   check_sizes(dev, steps, batch, d, width, h);
