@@ -8,6 +8,24 @@
 namespace seqk::vk::detail {
 namespace {
 
+const uint32_t kAttentionBackwardDelta[] = {
+#include "attention_backward_delta.spv.h"
+};
+const uint32_t kAttentionBackwardDkdv[] = {
+#include "attention_backward_dkdv.spv.h"
+};
+const uint32_t kAttentionBackwardDq[] = {
+#include "attention_backward_dq.spv.h"
+};
+const uint32_t kAttentionForward[] = {
+#include "attention_forward.spv.h"
+};
+const uint32_t kAttentionSoftmax[] = {
+#include "attention_softmax.spv.h"
+};
+const uint32_t kAttentionSoftmaxBackward[] = {
+#include "attention_softmax_backward.spv.h"
+};
 const uint32_t kCopy[] = {
 #include "copy.spv.h"
 };
@@ -39,6 +57,12 @@ const uint32_t kSelectiveScanReduce[] = {
 }  // namespace
 
 std::span<const uint32_t> shader_spirv(const std::string& name) {
+  if (name == "attention_backward_delta") return kAttentionBackwardDelta;
+  if (name == "attention_backward_dkdv") return kAttentionBackwardDkdv;
+  if (name == "attention_backward_dq") return kAttentionBackwardDq;
+  if (name == "attention_forward") return kAttentionForward;
+  if (name == "attention_softmax") return kAttentionSoftmax;
+  if (name == "attention_softmax_backward") return kAttentionSoftmaxBackward;
   if (name == "copy") return kCopy;
   if (name == "gather_rows") return kGatherRows;
   if (name == "gemm") return kGemm;
