@@ -14,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -166,6 +167,7 @@ std::vector<double> finite_differences(const Case& c, Inputs x, std::vector<doub
 
 enum class Form { kFlash, kNaive };
 const char* name_of(Form form) { return form == Form::kFlash ? "flash" : "naive"; }
+void PrintTo(Form form, std::ostream* os) { *os << name_of(form); }
 
 struct Tensors {
   std::vector<float> q, k, v, dout;
