@@ -44,16 +44,20 @@ struct Problem {
   uint32_t flags;  // kCausal, kHasLengths
 };
 
-Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, std::vector<BufferArg> args) {
+// materialises_probs: the naive form, which indexes (B, H, Lq, Lk) probabilities.
+Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool materialises_probs,
+                      std::vector<BufferArg> args) {
   const int64_t B = in.batch, H = in.heads, Lq = in.queries, Lk = in.keys, dh = in.head_size;
   require(B > 0 && H > 0 && Lq > 0 && Lk > 0 && dh > 0, "vulkan attention: B, H, Lq, Lk and dh must be > 0, got B = ",
           B, ", H = ", H, ", Lq = ", Lq, ", Lk = ", Lk, ", dh = ", dh);
   require(dh <= kAttentionMaxHeadSize, "vulkan attention: dh = ", dh, " exceeds ", kAttentionMaxHeadSize);
-  // 32-bit indexing in the shaders, with room for the naive form's probabilities.
+  // 32-bit indexing in the shaders: of q, k, v and, in the naive form, of
+  // the probabilities.
   constexpr int64_t kMaxIndex = std::numeric_limits<uint32_t>::max();
-  require(B * H <= kMaxIndex / std::max(Lq, Lk) && B * H * std::max(Lq, Lk) <= kMaxIndex / std::max(dh, Lk),
+  const int64_t row_size = materialises_probs ? std::max(dh, Lk) : dh;
+  require(B * H <= kMaxIndex / std::max(Lq, Lk) && B * H * std::max(Lq, Lk) <= kMaxIndex / row_size,
           "vulkan attention: B = ", B, ", H = ", H, ", Lq = ", Lq, ", Lk = ", Lk, ", dh = ", dh,
-          " exceed 32-bit indexing");
+          " exceed 32-bit indexing", materialises_probs ? " of the probabilities" : "");
   require(B * H <= d.limits.maxComputeWorkGroupCount[1] &&
               static_cast<int64_t>(ceil_div(std::max(Lq, Lk), kRowsPerGroup)) <= d.limits.maxComputeWorkGroupCount[0],
           "vulkan attention: B·H = ", B * H, " heads of up to ", std::max(Lq, Lk),
@@ -174,7 +178,7 @@ static_assert(uint64_t{1} << kRowTreeDepth == kRowThreads);
 
 void attention_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, Buffer& lse) {
   Device::Impl& d = stream.device().impl();
-  const Problem s = check_problem(d, in, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
+  const Problem s = check_problem(d, in, false, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
                                           {"lse", &lse, in.batch * in.heads * in.queries, true}});
   require_shared(d, 2 * kStagedRows * s.dh);
   const uint64_t dh = s.dh;
@@ -190,7 +194,7 @@ void attention_backward(Stream& stream, const AttentionBuffers& in, const Buffer
   Device::Impl& d = stream.device().impl();
   const int64_t q_size = in.batch * in.heads * in.queries * in.head_size;
   const int64_t k_size = in.batch * in.heads * in.keys * in.head_size;
-  const Problem s = check_problem(d, in, {{"out", &out, q_size, false},
+  const Problem s = check_problem(d, in, false, {{"out", &out, q_size, false},
                                           {"lse", &lse, in.batch * in.heads * in.queries, false},
                                           {"dout", &dout, q_size, false},
                                           {"dq", grads.dq, q_size, true},
@@ -221,7 +225,7 @@ void attention_backward(Stream& stream, const AttentionBuffers& in, const Buffer
 
 void attention_naive_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, Buffer& probs) {
   Device::Impl& d = stream.device().impl();
-  const Problem s = check_problem(d, in, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
+  const Problem s = check_problem(d, in, true, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
                                           {"probs", &probs, in.batch * in.heads * in.queries * in.keys, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
   // The scores Q_h·K_hᵀ straight into probs, head by head.
@@ -250,7 +254,7 @@ void attention_naive_backward(Stream& stream, const AttentionBuffers& in, const 
   Device::Impl& d = stream.device().impl();
   const int64_t q_size = in.batch * in.heads * in.queries * in.head_size;
   const int64_t k_size = in.batch * in.heads * in.keys * in.head_size;
-  const Problem s = check_problem(d, in, {{"probs", &probs, in.batch * in.heads * in.queries * in.keys, false},
+  const Problem s = check_problem(d, in, true, {{"probs", &probs, in.batch * in.heads * in.queries * in.keys, false},
                                           {"dout", &dout, q_size, false},
                                           {"dq", grads.dq, q_size, true},
                                           {"dk", grads.dk, k_size, true},
