@@ -11,7 +11,7 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
   scan_{fwd,bwd}/{1thread,threads,vulkan<i>}/C:../T:..
   s5_{mingru,minlstm}_fwdbwd/seqk/B:../D:../H:../T:..
   s6_{fwd,bwd}/{1thread,threads,loop}/B:../D:../N:../L:..   s6_decode/seqk/B:../D:../N:../T:..
-  attn_{fwd,bwd}/{tiled,naive,torch}/H:../dh:../causal:{0,1}/n:..
+  attn_{fwd,bwd}/{tiled,naive,torch,torch-cuda,vulkan<i>-tiled,vulkan<i>-naive}/H:../dh:../causal:{0,1}/n:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -423,6 +423,31 @@ def attention_section(machine):
     return out
 
 
+def vulkan_attention_section(machine):
+    """The attention rows of each Vulkan GPU: tiled and naive GPU time, beside PyTorch on CUDA where run."""
+    rows = []
+    for family, title in (("attn_fwd", "forward"), ("attn_bwd", "backward")):
+        for tiled in machine.rows_of(family):
+            match = re.fullmatch(r"vulkan(\d+)-tiled", tiled.variant)
+            if not match or "n" not in tiled.shape:
+                continue
+            naive = machine.find(family, f"vulkan{match.group(1)}-naive", tiled.shape)
+            torch = machine.find(family, "torch-cuda", tiled.shape)
+            tiled_ms = tiled.value("time_ms")
+            torch_ms = torch.value("time_ms") if torch is not None and torch.ok() else None
+            rows.append([vulkan_device_name(machine, match.group(1)), title, tiled.shape.get("causal"),
+                         tiled.shape["n"], tiled.time_cell(), fmt(tiled.value("GFLOP/s")),
+                         naive.time_cell() if naive is not None else "–",
+                         torch.time_cell() if torch is not None else "–",
+                         fmt(torch_ms / tiled_ms) if torch_ms and tiled_ms else "–"])
+    if not rows:
+        return "No Vulkan attention rows (they run on GPUs only)."
+    return table(["device", "pass", "causal", "n", "tiled GPU ms", "tiled GFLOP/s", "naive GPU ms",
+                  "PyTorch CUDA ms", "PyTorch/tiled time"], rows) + \
+        "\n\nGPU time from timestamp queries; GFLOP/s counts only unmasked work, as on the CPU. PyTorch columns " \
+        "are empty where bench/torch_attention.py did not run on CUDA."
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -498,7 +523,8 @@ def summarize(paths):
         out += ["### S5: selective scan (S6)", "", s6_section(machine), ""]
         out += ["### S2: attention, tiled vs naive", "", attention_section(machine), ""]
         out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
-                "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
+                "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), "",
+                "### S2: attention on Vulkan GPUs", "", vulkan_attention_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
                 "### H1: specialised vs generic GEMM micro-kernels", "", h1_section(machine), "",
                 "### H2: one source on every SIMD target", "", h2_section(machine), ""]
