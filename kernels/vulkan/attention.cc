@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "kernels/vulkan/runtime.h"
@@ -155,13 +156,23 @@ uint64_t gradient_block_loops(uint64_t dh) {
   return 1 + ceil_div(kStagedRows * dh, kRowsPerGroup) + kStagedRows * (2 * dh + 1);
 }
 
+// log2 of kRowThreads: the reduction tree's depth.
+constexpr uint64_t kRowTreeDepth = 6;
+static_assert(uint64_t{1} << kRowTreeDepth == kRowThreads);
+
+// The naive form's softmax shaders run `passes` loops over a row of Lk, and
+// the reduction trees.
+void require_rows_fit(const Device::Impl& d, int64_t keys, uint64_t passes, uint64_t trees) {
+  require(passes * ceil_div(keys, kRowThreads) + trees * kRowTreeDepth < detail::loop_budget(d),
+          "vulkan attention: Lk = ", keys, " is too long for the device's loop budget");
+}
+
 // Records the naive form's softmax shaders over `rows` rows, one workgroup
 // each, in grids the device allows; push.first is each grid's first row.
 template <typename Push>
 void record_rows(Stream& stream, detail::Kernel& kernel, std::span<const Buffer* const> buffers, Push push,
-                 int64_t rows, uint64_t loops_per_row) {
+                 int64_t rows) {
   Device::Impl& d = stream.device().impl();
-  require(loops_per_row < detail::loop_budget(d), "vulkan attention: Lk is too long for the device's loop budget");
   const uint32_t spec[] = {kRowThreads};
   const int64_t max_x = d.limits.maxComputeWorkGroupCount[0];
   for (int64_t first = 0; first < rows; first += max_x) {
@@ -169,10 +180,6 @@ void record_rows(Stream& stream, detail::Kernel& kernel, std::span<const Buffer*
     detail::dispatch(stream, kernel, spec, buffers, &push, u32(std::min(max_x, rows - first)), 1, 1);
   }
 }
-
-// log2 of kRowThreads: the reduction tree's depth.
-constexpr uint64_t kRowTreeDepth = 6;
-static_assert(uint64_t{1} << kRowTreeDepth == kRowThreads);
 
 }  // namespace
 
@@ -228,6 +235,7 @@ void attention_naive_forward(Stream& stream, const AttentionBuffers& in, Buffer&
   const Problem s = check_problem(d, in, true, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
                                           {"probs", &probs, in.batch * in.heads * in.queries * in.keys, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
+  require_rows_fit(d, Lk, 3, 2);
   // The scores Q_h·K_hᵀ straight into probs, head by head.
   for (int64_t h = 0; h < heads; ++h) {
     detail::gemm_strided(stream, {in.q, h * Lq * dh, dh, 1}, {in.k, h * Lk * dh, dh, 1}, probs, h * Lq * Lk, Lk, Lq,
@@ -241,7 +249,7 @@ void attention_naive_forward(Stream& stream, const AttentionBuffers& in, Buffer&
   detail::Kernel& softmax = d.kernel("attention_softmax", 2, 0b10, sizeof(SoftmaxPush));
   const Buffer* softmax_buffers[] = {key_lengths_buffer(stream, in), &probs};
   record_rows(stream, softmax, softmax_buffers, SoftmaxPush{u32(s.H), u32(Lq), u32(Lk), s.scale, 0, s.flags},
-              heads * Lq, 3 * ceil_div(Lk, kRowThreads) + 2 * kRowTreeDepth);
+              heads * Lq);
   // out_h = P_h·V_h, V_h read as its transpose (dh, Lk).
   for (int64_t h = 0; h < heads; ++h) {
     detail::gemm_strided(stream, {&probs, h * Lq * Lk, Lk, 1}, {in.v, h * Lk * dh, 1, dh}, out, h * Lq * dh, dh, Lq,
@@ -260,6 +268,7 @@ void attention_naive_backward(Stream& stream, const AttentionBuffers& in, const 
                                           {"dk", grads.dk, k_size, true},
                                           {"dv", grads.dv, k_size, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
+  require_rows_fit(d, Lk, 2, 1);
   struct SoftmaxBackwardPush {
     uint32_t keys;
     float scale;
@@ -277,8 +286,7 @@ void attention_naive_backward(Stream& stream, const AttentionBuffers& in, const 
                          false);
     detail::gemm_strided(stream, {&probs, p_at, 1, Lk}, {&dout, q_at, 1, dh}, *grads.dv, k_at, dh, Lk, dh, Lq,
                          nullptr, false);
-    record_rows(stream, softmax_backward, softmax_buffers, SoftmaxBackwardPush{u32(Lk), s.scale, u32(h * Lq), 0}, Lq,
-                2 * ceil_div(Lk, kRowThreads) + kRowTreeDepth);
+    record_rows(stream, softmax_backward, softmax_buffers, SoftmaxBackwardPush{u32(Lk), s.scale, u32(h * Lq), 0}, Lq);
     // dQ_h = dS·K_h; dK_h = dSᵀ·Q_h.
     detail::gemm_strided(stream, {dscores.get(), 0, Lk, 1}, {in.k, k_at, 1, dh}, *grads.dq, q_at, dh, Lq, dh, Lk,
                          nullptr, false);
