@@ -13,6 +13,7 @@
 // dq with a workgroup per query block walking the key blocks, each
 // recomputing the probabilities from lse: every gradient element is summed by
 // one invocation in a fixed order, no float atomics, the same bits every run.
+// The backward's scratch is B·H·Lq floats (D).
 // The block sizes and the head size are specialization constants; the head
 // size may be any dh in [1, kAttentionMaxHeadSize], each its own pipeline.
 //
@@ -42,7 +43,9 @@ struct AttentionBuffers {
   const Buffer* q = nullptr;                                          // (B, H, Lq, dh)
   const Buffer *k = nullptr, *v = nullptr;                            // (B, H, Lk, dh)
   bool causal = false;                   // bottom-right aligned, as on the CPU
-  std::span<const int64_t> key_lengths;  // host values (B), each in [0, Lk]; empty: no padding
+  // Host values (B), each in [0, Lk], copied to the device when a call is
+  // recorded; empty: no padding.
+  std::span<const int64_t> key_lengths;
   std::optional<float> scale;            // finite; default 1/sqrt(dh)
 };
 
