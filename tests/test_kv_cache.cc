@@ -9,9 +9,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <string>
 #include <vector>
 
+#include "kv_cache_problem.h"
 #include "reference.h"
 #include "seqk/attention.h"
 #include "seqk/error.h"
@@ -24,66 +24,13 @@ namespace {
 using seqk::ConstView;
 using seqk::View;
 
-struct Case {
-  int64_t B, H, dh, length, chunk;
-};
+using Case = KvCase;
 
-std::string describe(const Case& c) {
-  return "B=" + std::to_string(c.B) + " H=" + std::to_string(c.H) + " dh=" + std::to_string(c.dh) +
-         " length=" + std::to_string(c.length) + " chunk=" + std::to_string(c.chunk);
-}
-
-// K and V of a whole context, (B, H, length, dh), and the step's q (B, H, dh).
-struct Context {
-  std::vector<float> k, v, q;
-};
-
-Context random_context(const Case& c, uint64_t seed) {
-  const std::size_t kv = c.B * c.H * c.length * c.dh;
-  // Wide scores (|s| up to ~8) so the chunks' maxima differ a lot.
-  return {random_floats(kv, seed, -2.0f, 2.0f), random_floats(kv, seed + 1), random_floats(c.B * c.H * c.dh, seed + 2, -2.0f, 2.0f)};
-}
-
-// Positions [first, first + count) of every (b, h) of a (B, H, length, dh)
-// tensor, as a contiguous (B, H, count, dh) one.
-std::vector<float> positions(const Case& c, const std::vector<float>& x, int64_t first, int64_t count) {
-  std::vector<float> out;
-  for (int64_t head = 0; head < c.B * c.H; ++head) {
-    const float* from = x.data() + (head * c.length + first) * c.dh;
-    out.insert(out.end(), from, from + count * c.dh);
-  }
-  return out;
-}
-
-// Appends the context in prefills of growing sizes (1, 2, 4, ...), so both
-// the one-position and the many-position paths fill it.
-void fill(seqk::KvCache& cache, const Case& c, const Context& ctx) {
-  for (int64_t first = 0, count = 1; first < c.length; first += count, count *= 2) {
-    count = std::min(count, c.length - first);
+void fill(seqk::KvCache& cache, const Case& c, const KvContext& ctx) {
+  for_each_prefill(c, [&](int64_t first, int64_t count) {
     const std::vector<float> k = positions(c, ctx.k, first, count), v = positions(c, ctx.v, first, count);
     cache.append(ConstView(k.data(), {c.B, c.H, count, c.dh}), ConstView(v.data(), {c.B, c.H, count, c.dh}));
-  }
-}
-
-// softmax(scale·q·Kᵀ)·V over all `length` positions, in double.
-std::vector<double> reference_decode(const Case& c, const Context& ctx, double scale) {
-  std::vector<double> out(c.B * c.H * c.dh);
-  for (int64_t head = 0; head < c.B * c.H; ++head) {
-    std::vector<double> s(c.length);
-    double max = -std::numeric_limits<double>::infinity();
-    for (int64_t j = 0; j < c.length; ++j) {
-      double dot = 0;
-      for (int64_t e = 0; e < c.dh; ++e) dot += double{ctx.q[head * c.dh + e]} * ctx.k[(head * c.length + j) * c.dh + e];
-      s[j] = scale * dot;
-      max = std::max(max, s[j]);
-    }
-    double sum = 0;
-    for (int64_t j = 0; j < c.length; ++j) sum += std::exp(s[j] - max);
-    for (int64_t j = 0; j < c.length; ++j)
-      for (int64_t e = 0; e < c.dh; ++e)
-        out[head * c.dh + e] += std::exp(s[j] - max) / sum * ctx.v[(head * c.length + j) * c.dh + e];
-  }
-  return out;
+  });
 }
 
 std::vector<float> decode(const seqk::KvCache& cache, const Case& c, const std::vector<float>& q, int threads) {
@@ -93,10 +40,6 @@ std::vector<float> decode(const seqk::KvCache& cache, const Case& c, const std::
                   &pool);
   return out;
 }
-
-// out is a convex combination of values in [-1, 1]: fp32 rounding over up to
-// 5000 terms stays far below this.
-constexpr double kTolerance = 2e-6;
 
 class KvCache : public TargetTest {};
 
@@ -113,26 +56,26 @@ TEST_P(KvCache, DecodeMatchesFp64) {
   uint64_t seed = 10;
   for (const Case& c : cases) {
     SCOPED_TRACE(describe(c));
-    const Context ctx = random_context(c, seed += 10);
+    const KvContext ctx = random_context(c, seed += 10);
     seqk::KvCache cache(c.B, c.H, c.length + 5, c.dh);
     fill(cache, c, ctx);
     ASSERT_EQ(cache.length(), c.length);
-    const std::vector<double> want = reference_decode(c, ctx, 1.0 / std::sqrt(static_cast<double>(c.dh)));
+    const std::vector<double> want = reference_decode(c, ctx, default_scale(c));
     const std::vector<float> got = decode(cache, c, ctx.q, 2);
-    EXPECT_TRUE(close_uniform("out", got.data(), want.data(), kTolerance, want.size()));
+    EXPECT_TRUE(close_uniform("out", got.data(), want.data(), kKvTolerance, want.size()));
   }
 }
 
 TEST_P(KvCache, ExplicitScale) {
   const Case c{2, 2, 7, 40, 16};
-  const Context ctx = random_context(c, 90);
+  const KvContext ctx = random_context(c, 90);
   seqk::KvCache cache(c.B, c.H, c.length, c.dh);
   fill(cache, c, ctx);
   std::vector<float> out(c.B * c.H * c.dh);
   seqk::kv_decode(cache, ConstView(ctx.q.data(), {c.B, c.H, c.dh}), View(out.data(), {c.B, c.H, c.dh}),
                   {.scale = -0.8f, .chunk = c.chunk});
   const std::vector<double> want = reference_decode(c, ctx, -0.8);
-  EXPECT_TRUE(close_uniform("out", out.data(), want.data(), kTolerance, want.size()));
+  EXPECT_TRUE(close_uniform("out", out.data(), want.data(), kKvTolerance, want.size()));
 }
 
 // Step t of a decode loop (append position t, then decode its query) gives
@@ -167,7 +110,7 @@ TEST_P(KvCache, DecodeLoopMatchesCausalAttention) {
 // head's combine are computed in a fixed order.
 TEST_P(KvCache, SameBitsOnAnyThreadCount) {
   const Case c{1, 3, 64, 5000, 100};
-  const Context ctx = random_context(c, 300);
+  const KvContext ctx = random_context(c, 300);
   seqk::KvCache cache(c.B, c.H, c.length, c.dh);
   fill(cache, c, ctx);
   const std::vector<float> one = decode(cache, c, ctx.q, 1);
