@@ -136,7 +136,9 @@ void KvDecode(const detail::KvDecodeArgs& a, ThreadPool* pool) {
   const size_t lanes = hn::Lanes(D());
   AlignedVector partials(units * (dh + 2));
   std::atomic<size_t> next{0};
-  pool->run([&](int, int) {
+  // One region (one wake-up of the pool per step): the units, a barrier,
+  // then each thread combines its share of the heads.
+  pool->run([&](int thread, int threads) {
     AlignedVector scores(RoundUp(a.chunk, lanes)), q(dh);
     for (size_t unit = next.fetch_add(1, std::memory_order_relaxed); unit < units;
          unit = next.fetch_add(1, std::memory_order_relaxed)) {
@@ -146,8 +148,7 @@ void KvDecode(const detail::KvDecodeArgs& a, ThreadPool* pool) {
       ChunkPartial(q.data(), a.keys + offset, a.values + offset, dh, first, std::min(a.chunk, a.length - first),
                    scores.data(), partials.data() + unit * (dh + 2));
     }
-  });
-  pool->run([&](int thread, int threads) {
+    pool->barrier();
     const size_t t = static_cast<size_t>(thread), n = static_cast<size_t>(threads);
     for (size_t head = a.heads_total * t / n; head < a.heads_total * (t + 1) / n; ++head)
       CombineHead(partials.data() + head * chunks * (dh + 2), chunks, dh, a.out + head * dh);
