@@ -32,7 +32,7 @@ mkdir -p "$out"
 # of it the lavapipe (CPU Vulkan) rows, which run once each.
 # Interleaving them at random spreads a burst of load from other processes
 # over several rows' repetitions instead of spoiling every repetition of one.
-binaries=(bench_recurrent bench_gemm bench_scan)
+binaries=(bench_recurrent bench_gemm bench_scan bench_decode)
 for i in "${!binaries[@]}"; do
   name="${binaries[$i]}"
   echo "== [$((i + 1))/${#binaries[@]}] $name -> $out/$name.json" >&2
