@@ -11,6 +11,7 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
   scan_{fwd,bwd}/{1thread,threads,vulkan<i>}/C:../T:..
   s5_{mingru,minlstm}_fwdbwd/seqk/B:../D:../H:../T:..
   s6_{fwd,bwd}/{1thread,threads,loop}/B:../D:../N:../L:..   s6_decode/seqk/B:../D:../N:../T:..
+  attn_{fwd,bwd}/{tiled,naive,torch}/H:../dh:../causal:{0,1}/n:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -18,13 +19,14 @@ With repetitions, a row's time and counters are the median over them.
 """
 
 import json
+import math
 import re
 import statistics
 import sys
 from collections import OrderedDict
 
 TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
-SHAPE_PARAM = re.compile(r"^([A-Z]):(\d+)$")
+SHAPE_PARAM = re.compile(r"^([A-Za-z]+):(\d+)$")
 # On a shared machine other load comes in bursts that can halve a row's
 # speed for one repetition; such rows are flagged rather than trusted.
 NOISY_SPREAD = 1.25
@@ -71,7 +73,7 @@ class Row:
         scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
         values = {"time_ms": entry.get("real_time", 0.0) * scale}
         for key in ("GFLOP/s", "pct_peak", "wall_ms", "useful_tokens/s", "padding_pct", "useful_GFLOP/s", "GB/s",
-                    "pct_triad", "Gupdates/s", "state_bytes"):
+                    "pct_triad", "Gupdates/s", "state_bytes", "extra_MiB"):
             if key in entry:
                 values[key] = entry[key]
         if entry.get("run_type") == "aggregate":
@@ -354,6 +356,73 @@ def s6_section(machine):
     return out
 
 
+def loglog_slope(points):
+    """Least-squares slope of log(time) against log(n): the measured exponent."""
+    if len(points) < 2:
+        return None
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(t) for _, t in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else None
+
+
+# Below this length fixed costs still show; the exponent is fitted above it.
+SLOPE_MIN_LENGTH = 1024
+# Issue 5's bar: the tiled causal forward at n = 4096 reaches this % of the FMA peak.
+ATTENTION_BAR = (4096, 50.0)
+
+
+def attention_section(machine):
+    """Claim S2's attention half: tiled vs naive over n, % of peak, memory, and the fitted exponents."""
+    rows, slopes = [], []
+    for family, title in (("attn_fwd", "forward"), ("attn_bwd", "backward")):
+        for causal in (0, 1):
+            tiled = [r for r in machine.rows_of(family)
+                     if r.variant == "tiled" and r.shape.get("causal") == causal and "n" in r.shape]
+            for row in sorted(tiled, key=lambda r: r.shape["n"]):
+                naive = machine.find(family, "naive", row.shape)
+                naive_ok = naive is not None and naive.ok()
+                torch = machine.find(family, "torch", row.shape)
+                torch_ms = torch.value("time_ms") if torch is not None and torch.ok() else None
+                rows.append([title, causal, row.shape["n"], row.time_cell(), fmt(row.value("pct_peak"), 2),
+                             naive.time_cell() if naive is not None else "–",
+                             fmt(naive.value("pct_peak"), 2) if naive_ok else "–",
+                             torch.time_cell() if torch is not None else "–",
+                             fmt(torch_ms / row.value("time_ms")) if torch_ms and row.value("time_ms") else "–",
+                             fmt(row.value("extra_MiB")), fmt(naive.value("extra_MiB")) if naive_ok else "–"])
+            for form in ("tiled", "naive"):
+                points = [(r.shape["n"], r.value("time_ms")) for r in machine.rows_of(family)
+                          if r.variant == form and r.shape.get("causal") == causal and r.ok()
+                          and r.shape.get("n", 0) >= SLOPE_MIN_LENGTH]
+                slope = loglog_slope(points)
+                if slope is not None:
+                    slopes.append(f"{title} {form}, causal {causal}: time ∝ n^{slope:.2f} "
+                                  f"(n = {points[0][0]}..{points[-1][0]})")
+    if not rows:
+        return "No attention rows."
+    shape = next(r.shape for r in machine.rows.values() if r.family == "attn_fwd" and "n" in r.shape)
+    out = table(["pass", "causal", "n", "tiled ms", "tiled % peak", "naive ms", "naive % peak", "PyTorch ms",
+                 "PyTorch/tiled time", "tiled extra MiB", "naive extra MiB"], rows)
+    out += (f"\n\nOne sequence, {shape.get('H', '?')} heads of {shape.get('dh', '?')}. % peak counts only unmasked "
+            "work (4·dh FLOPs per visible query-key pair forward, 10·dh backward) against the FMA peak of the "
+            "same run. Extra MiB: the growth of the peak resident set during the calls, beyond inputs and outputs "
+            "(the naive form's n² probabilities; the tiled form's scratch is too small to show).")
+    torch_context = next((c for c in machine.contexts if c.get("torch_attention")), None)
+    if torch_context:
+        out += (f" PyTorch {torch_context.get('torch_version', '?')} on the CPU: "
+                f"{torch_context['torch_attention']}, matrix products on {torch_context.get('blas', '?')}.")
+    if slopes:
+        out += "\n\nFitted exponents (log-log least squares):\n\n" + "\n".join(f"- {s}" for s in slopes)
+    bar_n, bar_pct = ATTENTION_BAR
+    bar_row = machine.find("attn_fwd", "tiled", {**shape, "causal": 1, "n": bar_n})
+    if bar_row is not None and bar_row.ok():
+        pct = bar_row.value("pct_peak")
+        verdict = "met" if pct >= bar_pct else "not met"
+        out += f"\n\nBar (tiled causal forward at n = {bar_n} ≥ {bar_pct:g}% of peak): {fmt(pct, 2)}%, {verdict}."
+    return out
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -427,6 +496,7 @@ def summarize(paths):
         out += ["### Linear-recurrence scan", "", scan_section(machine), ""]
         out += ["### S5: minGRU / minLSTM against GRU / LSTM", "", s5_section(machine), ""]
         out += ["### S5: selective scan (S6)", "", s6_section(machine), ""]
+        out += ["### S2: attention, tiled vs naive", "", attention_section(machine), ""]
         out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
                 "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
