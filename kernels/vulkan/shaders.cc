@@ -38,6 +38,12 @@ const uint32_t kLinearScan[] = {
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
 };
+const uint32_t kKvDecodeCombine[] = {
+#include "kv_decode_combine.spv.h"
+};
+const uint32_t kKvDecodePartial[] = {
+#include "kv_decode_partial.spv.h"
+};
 const uint32_t kRecurrentForwardStep[] = {
 #include "recurrent_forward_step.spv.h"
 };
@@ -66,6 +72,8 @@ std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "copy") return kCopy;
   if (name == "gather_rows") return kGatherRows;
   if (name == "gemm") return kGemm;
+  if (name == "kv_decode_combine") return kKvDecodeCombine;
+  if (name == "kv_decode_partial") return kKvDecodePartial;
   if (name == "linear_scan") return kLinearScan;
   if (name == "recurrent_forward_step") return kRecurrentForwardStep;
   if (name == "recurrent_backward_step") return kRecurrentBackwardStep;
