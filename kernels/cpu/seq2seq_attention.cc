@@ -47,7 +47,7 @@ struct Seq2SeqBackwardArgs {
   float* dqueries;  // (B·Tq, K), overwritten: dW_1·s's gradient (additive) or ds
   float* dkeys;     // (B, S, K); dh itself for dot scoring
   float* dh;        // (B, S, Dh)
-  float* dv_rows;   // additive: (B, A), each batch row's share of dv, overwritten
+  float* dv_rows;   // additive: (B, A), zeros on entry: each batch row's share of dv
   bool accumulate;  // add to dkeys and dh
 };
 
@@ -193,7 +193,6 @@ void BackwardBatchRow(const detail::Seq2SeqBackwardArgs& g, size_t b, float* de)
     std::memset(dh, 0, S * Dh * sizeof(float));
     if (!dot) std::memset(dkeys, 0, S * K * sizeof(float));
   }
-  if (dv) std::memset(dv, 0, K * sizeof(float));
   for (size_t t = 0; t < s.queries; ++t) {
     const size_t row = b * s.queries + t;
     const float *alpha = g.alpha + row * S, *dcontext = g.dcontext + row * Dh;
@@ -347,7 +346,7 @@ void seq2seq_attention_backward(const Seq2SeqAttentionInputs& in, ConstView alph
   if (s.additive()) {
     projected.resize(s.batch * s.queries * s.key_size);
     dprojected.resize(projected.size());
-    dv_rows.resize(s.batch * s.key_size);
+    dv_rows.resize(s.batch * s.key_size);  // zeros
     gemm(rows_of(in.s), PackedMatrix(in.w_query), View(projected.data(), {B * Tq, K}), {}, pool);
     queries = projected.data();
     dqueries = dprojected.data();
