@@ -59,6 +59,15 @@ const uint32_t kSelectiveScanBackward[] = {
 const uint32_t kSelectiveScanReduce[] = {
 #include "selective_scan_reduce.spv.h"
 };
+const uint32_t kSeq2SeqAttentionForward[] = {
+#include "seq2seq_attention_forward.spv.h"
+};
+const uint32_t kSeq2SeqAttentionBackwardRows[] = {
+#include "seq2seq_attention_backward_rows.spv.h"
+};
+const uint32_t kSeq2SeqAttentionSums[] = {
+#include "seq2seq_attention_sums.spv.h"
+};
 
 }  // namespace
 
@@ -80,6 +89,9 @@ std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "selective_scan_forward") return kSelectiveScanForward;
   if (name == "selective_scan_backward") return kSelectiveScanBackward;
   if (name == "selective_scan_reduce") return kSelectiveScanReduce;
+  if (name == "seq2seq_attention_forward") return kSeq2SeqAttentionForward;
+  if (name == "seq2seq_attention_backward_rows") return kSeq2SeqAttentionBackwardRows;
+  if (name == "seq2seq_attention_sums") return kSeq2SeqAttentionSums;
   seqk::detail::fail("vulkan: no embedded shader named '", name, "'");
 }
 
