@@ -4,7 +4,8 @@
 // probabilities. Each row reports GFLOP/s counting only the unmasked work and
 // its percentage of the FMA peak measured in the same run, a Complexity fit
 // over n, and the memory the call needed beyond its inputs and outputs,
-// measured as the growth of the process's peak resident set.
+// measured as the growth of the process's peak resident set. On every Vulkan
+// GPU the same rows run with the data resident there, timed on the GPU.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -17,6 +18,14 @@
 #include "bench/machine_context.h"
 #include "seqk/attention.h"
 #include "seqk/thread_pool.h"
+
+#if SEQK_HAVE_VULKAN
+#include <memory>
+
+#include "bench/vulkan_devices.h"
+#include "seqk/vulkan.h"
+#include "seqk/vulkan_attention.h"
+#endif
 
 namespace seqk_bench {
 namespace {
@@ -137,6 +146,56 @@ void bench_attention(benchmark::State& state, Form form, bool causal, bool backw
   state.SetComplexityN(p.n);
 }
 
+
+#if SEQK_HAVE_VULKAN
+// The same problem on one Vulkan device, resident there; the row's time is
+// the GPU time of the submit (timestamps). The backward row times the
+// backward alone, from one forward kept for it, as on the CPU.
+void bench_vulkan_attention(benchmark::State& state, int device_index, Form form, bool causal, bool backward) {
+  const int64_t n = state.range(0), size = kHeads * n * kHeadSize;
+  seqk::vk::Device& device = vulkan_device(device_index);
+  auto buffer = [&](uint64_t seed) {
+    auto b = std::make_unique<seqk::vk::Buffer>(device, size);
+    b->upload(uniform_random(size, 1.0f, seed));
+    return b;
+  };
+  const auto q = buffer(1), k = buffer(2), v = buffer(3), dout = buffer(4);
+  seqk::vk::Buffer out(device, size), dq(device, size), dk(device, size), dv(device, size),
+      saved(device, form == Form::kTiled ? kHeads * n : kHeads * n * n);  // lse, or the probabilities
+  const seqk::vk::AttentionBuffers in{1, kHeads, n, n, kHeadSize, q.get(), k.get(), v.get(), causal};
+  const seqk::vk::AttentionGradBuffers grads{&dq, &dk, &dv};
+  seqk::vk::Stream stream(device, /*timestamps=*/true);
+  auto forward = [&] {
+    if (form == Form::kTiled) {
+      seqk::vk::attention_forward(stream, in, out, saved);
+    } else {
+      seqk::vk::attention_naive_forward(stream, in, out, saved);
+    }
+    stream.submit();
+  };
+  auto run = [&] {
+    if (!backward) return forward();
+    if (form == Form::kTiled) {
+      seqk::vk::attention_backward(stream, in, out, saved, *dout, grads);
+    } else {
+      seqk::vk::attention_naive_backward(stream, in, saved, *dout, grads);
+    }
+    stream.submit();
+  };
+  forward();
+  run();  // warm-up: the pipelines
+  double seconds = 0;
+  for (auto _ : state) {
+    run();
+    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
+    seconds += stream.last_gpu_ms() * 1e-3;
+  }
+  state.counters["GFLOP/s"] = attention_flops(n, causal, backward) * static_cast<double>(state.iterations()) /
+                              seconds * 1e-9;
+  state.SetComplexityN(n);
+}
+#endif
+
 }  // namespace
 
 void register_benchmarks() {
@@ -157,6 +216,32 @@ void register_benchmarks() {
       }
     }
   }
+#if SEQK_HAVE_VULKAN
+  // GPUs only: lavapipe would take minutes per row. Named like the CPU rows,
+  // e.g. attn_fwd/vulkan0-tiled/H:8/dh:64/causal:1/n:4096.
+  for (const seqk::vk::DeviceInfo& info : vulkan_devices()) {
+    if (info.type == seqk::vk::DeviceType::kCpu || !info.timestamps) continue;
+    for (const Form form : {Form::kTiled, Form::kNaive}) {
+      for (const bool backward : {false, true}) {
+        for (const bool causal : {false, true}) {
+          const std::string name = std::string(backward ? "attn_bwd/" : "attn_fwd/") + "vulkan" +
+                                   std::to_string(info.index) + (form == Form::kTiled ? "-tiled" : "-naive") +
+                                   "/H:" + std::to_string(kHeads) + "/dh:" + std::to_string(kHeadSize) +
+                                   "/causal:" + (causal ? "1" : "0");
+          benchmark::RegisterBenchmark(name.c_str(), skipping_errors(bench_vulkan_attention), info.index, form,
+                                       causal, backward)
+              ->ArgName("n")
+              ->RangeMultiplier(2)
+              ->Range(128, form == Form::kTiled ? 16384 : kNaiveMaxLength)
+              ->Complexity(benchmark::oNSquared)
+              ->UseManualTime()
+              ->Unit(benchmark::kMillisecond)
+              ->MinTime(kMinTimeSeconds);
+        }
+      }
+    }
+  }
+#endif
 }
 
 }  // namespace seqk_bench

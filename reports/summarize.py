@@ -11,7 +11,8 @@ Rows are recognised by name, as bench/ (and bench/torch_recurrent.py) register t
   scan_{fwd,bwd}/{1thread,threads,vulkan<i>}/C:../T:..
   s5_{mingru,minlstm}_fwdbwd/seqk/B:../D:../H:../T:..
   s6_{fwd,bwd}/{1thread,threads,loop}/B:../D:../N:../L:..   s6_decode/seqk/B:../D:../N:../T:..
-  attn_{fwd,bwd}/{tiled,naive,torch}/H:../dh:../causal:{0,1}/n:..
+  attn_{fwd,bwd}/{tiled,naive,torch,torch-cuda,vulkan<i>-tiled,vulkan<i>-naive}/H:../dh:../causal:{0,1}/n:..
+  kv_decode/{seqk,vulkan<i>}/B:../H:../dh:../n:..   lstm_decode/seqk/B:../H:../n:..
   gemm/<role>/M:../N:../K:..            gemm_h1/{specialized,generic}/...
   gemm_h2/<SIMD target>/...             gemm_vulkan<device index>/<role>/M:../N:../K:..
 Results of different machines (host name + CPU model) get one section each.
@@ -423,6 +424,75 @@ def attention_section(machine):
     return out
 
 
+def vulkan_attention_section(machine):
+    """The attention rows of each Vulkan GPU: tiled and naive GPU time, beside PyTorch on CUDA where run."""
+    rows = []
+    for family, title in (("attn_fwd", "forward"), ("attn_bwd", "backward")):
+        for tiled in machine.rows_of(family):
+            match = re.fullmatch(r"vulkan(\d+)-tiled", tiled.variant)
+            if not match or "n" not in tiled.shape:
+                continue
+            naive = machine.find(family, f"vulkan{match.group(1)}-naive", tiled.shape)
+            torch = machine.find(family, "torch-cuda", tiled.shape)
+            tiled_ms = tiled.value("time_ms")
+            torch_ms = torch.value("time_ms") if torch is not None and torch.ok() else None
+            rows.append([vulkan_device_name(machine, match.group(1)), title, tiled.shape.get("causal"),
+                         tiled.shape["n"], tiled.time_cell(), fmt(tiled.value("GFLOP/s")),
+                         naive.time_cell() if naive is not None else "–",
+                         torch.time_cell() if torch is not None else "–",
+                         fmt(torch_ms / tiled_ms) if torch_ms and tiled_ms else "–"])
+    if not rows:
+        return "No Vulkan attention rows (they run on GPUs only)."
+    return table(["device", "pass", "causal", "n", "tiled GPU ms", "tiled GFLOP/s", "naive GPU ms",
+                  "PyTorch CUDA ms", "PyTorch/tiled time"], rows) + \
+        "\n\nGPU time from timestamp queries; GFLOP/s counts only unmasked work, as on the CPU. PyTorch columns " \
+        "are empty where bench/torch_attention.py did not run on CUDA."
+
+
+def s4_section(machine):
+    """Claim S4: the cost and state of one generated token against the context length n."""
+    def by_length(family, variant, key):
+        return {r.shape[key]: r for r in machine.rows_of(family) if r.variant == variant and key in r.shape and r.ok()}
+
+    kv = by_length("kv_decode", "seqk", "n")
+    lstm = by_length("lstm_decode", "seqk", "n")
+    s6 = by_length("s6_decode", "seqk", "T")
+    vulkan = {}
+    for row in machine.rows_of("kv_decode"):
+        if row.variant.startswith("vulkan") and "n" in row.shape and row.ok():
+            vulkan.setdefault(row.variant, {})[row.shape["n"]] = row
+    lengths = sorted(set(kv) | set(lstm) | set(s6) | {n for rows in vulkan.values() for n in rows})
+    if not lengths:
+        return "No decode rows."
+
+    def us(row):
+        return fmt(row.value("time_ms") * 1e3) if row is not None and row.value("time_ms") else "–"
+
+    def state(row):
+        return fmt(row.value("state_bytes") / 1024) if row is not None and row.value("state_bytes") else "–"
+
+    header = ["context n", "KV-cache attention µs", "KV cache KiB", "LSTM µs", "LSTM state KiB",
+              "S6 µs", "S6 state KiB", *[f"KV {name} µs" for name in sorted(vulkan)]]
+    rows = [[n, us(kv.get(n)), state(kv.get(n)), us(lstm.get(n)), state(lstm.get(n)), us(s6.get(n)),
+             state(s6.get(n)), *[us(vulkan[name].get(n)) for name in sorted(vulkan)]] for n in lengths]
+    out = table(header, rows)
+    shapes = []
+    for name, rows_of in (("KV-cache attention", kv), ("LSTM", lstm), ("S6", s6)):
+        if rows_of:
+            shape = next(iter(rows_of.values())).shape
+            shapes.append(name + " " + " ".join(f"{k}={v}" for k, v in shape.items() if k not in ("n", "T")))
+    out += "\n\nPer generated token, after a context of n tokens (" + "; ".join(shapes) + ")."
+    slopes = []
+    for name, rows_of in (("KV-cache attention", kv), ("LSTM", lstm), ("S6", s6)):
+        points = [(n, r.value("time_ms")) for n, r in sorted(rows_of.items())]
+        slope = loglog_slope(points)
+        if slope is not None:
+            slopes.append(f"{name}: time ∝ n^{slope:.2f} (n = {points[0][0]}..{points[-1][0]})")
+    if slopes:
+        out += " Fitted exponents: " + "; ".join(slopes) + "."
+    return out
+
+
 def gemm_section(machine):
     rows = [[row.variant, *shape_cells(row.shape, "MNK"), row.label or "–",
              row.time_cell(), fmt(row.value("GFLOP/s")), fmt(row.value("pct_peak"), 2)]
@@ -497,8 +567,10 @@ def summarize(paths):
         out += ["### S5: minGRU / minLSTM against GRU / LSTM", "", s5_section(machine), ""]
         out += ["### S5: selective scan (S6)", "", s6_section(machine), ""]
         out += ["### S2: attention, tiled vs naive", "", attention_section(machine), ""]
+        out += ["### S4: decoding one token against the context length", "", s4_section(machine), ""]
         out += ["### Recurrent layers on Vulkan devices", "", vulkan_section(machine), "",
-                "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), ""]
+                "### GEMM on Vulkan GPUs", "", vulkan_gemm_section(machine), "",
+                "### S2: attention on Vulkan GPUs", "", vulkan_attention_section(machine), ""]
         out += ["### GEMM at the LSTM shapes", "", gemm_section(machine), "",
                 "### H1: specialised vs generic GEMM micro-kernels", "", h1_section(machine), "",
                 "### H2: one source on every SIMD target", "", h2_section(machine), ""]

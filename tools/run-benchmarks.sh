@@ -33,8 +33,8 @@ mkdir -p "$out"
 # lavapipe (CPU Vulkan) rows, which run once each.
 # Interleaving them at random spreads a burst of load from other processes
 # over several rows' repetitions instead of spoiling every repetition of one.
-binaries=(bench_recurrent bench_gemm bench_scan bench_attention)
-repetitions=(5 5 5 3)
+binaries=(bench_recurrent bench_gemm bench_scan bench_attention bench_decode)
+repetitions=(5 5 5 3 5)
 for i in "${!binaries[@]}"; do
   name="${binaries[$i]}"
   echo "== [$((i + 1))/${#binaries[@]}] $name -> $out/$name.json" >&2

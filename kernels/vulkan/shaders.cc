@@ -8,6 +8,24 @@
 namespace seqk::vk::detail {
 namespace {
 
+const uint32_t kAttentionBackwardDelta[] = {
+#include "attention_backward_delta.spv.h"
+};
+const uint32_t kAttentionBackwardDkdv[] = {
+#include "attention_backward_dkdv.spv.h"
+};
+const uint32_t kAttentionBackwardDq[] = {
+#include "attention_backward_dq.spv.h"
+};
+const uint32_t kAttentionForward[] = {
+#include "attention_forward.spv.h"
+};
+const uint32_t kAttentionSoftmax[] = {
+#include "attention_softmax.spv.h"
+};
+const uint32_t kAttentionSoftmaxBackward[] = {
+#include "attention_softmax_backward.spv.h"
+};
 const uint32_t kCopy[] = {
 #include "copy.spv.h"
 };
@@ -26,6 +44,12 @@ const uint32_t kMinRnnGatesBackward[] = {
 const uint32_t kGemm[] = {
 #include "gemm.spv.h"
 };
+const uint32_t kKvDecodeCombine[] = {
+#include "kv_decode_combine.spv.h"
+};
+const uint32_t kKvDecodePartial[] = {
+#include "kv_decode_partial.spv.h"
+};
 const uint32_t kRecurrentForwardStep[] = {
 #include "recurrent_forward_step.spv.h"
 };
@@ -41,13 +65,30 @@ const uint32_t kSelectiveScanBackward[] = {
 const uint32_t kSelectiveScanReduce[] = {
 #include "selective_scan_reduce.spv.h"
 };
+const uint32_t kSeq2SeqAttentionForward[] = {
+#include "seq2seq_attention_forward.spv.h"
+};
+const uint32_t kSeq2SeqAttentionBackwardRows[] = {
+#include "seq2seq_attention_backward_rows.spv.h"
+};
+const uint32_t kSeq2SeqAttentionSums[] = {
+#include "seq2seq_attention_sums.spv.h"
+};
 
 }  // namespace
 
 std::span<const uint32_t> shader_spirv(const std::string& name) {
+  if (name == "attention_backward_delta") return kAttentionBackwardDelta;
+  if (name == "attention_backward_dkdv") return kAttentionBackwardDkdv;
+  if (name == "attention_backward_dq") return kAttentionBackwardDq;
+  if (name == "attention_forward") return kAttentionForward;
+  if (name == "attention_softmax") return kAttentionSoftmax;
+  if (name == "attention_softmax_backward") return kAttentionSoftmaxBackward;
   if (name == "copy") return kCopy;
   if (name == "gather_rows") return kGatherRows;
   if (name == "gemm") return kGemm;
+  if (name == "kv_decode_combine") return kKvDecodeCombine;
+  if (name == "kv_decode_partial") return kKvDecodePartial;
   if (name == "linear_scan") return kLinearScan;
   if (name == "min_rnn_gates_forward") return kMinRnnGatesForward;
   if (name == "min_rnn_gates_backward") return kMinRnnGatesBackward;
@@ -56,6 +97,9 @@ std::span<const uint32_t> shader_spirv(const std::string& name) {
   if (name == "selective_scan_forward") return kSelectiveScanForward;
   if (name == "selective_scan_backward") return kSelectiveScanBackward;
   if (name == "selective_scan_reduce") return kSelectiveScanReduce;
+  if (name == "seq2seq_attention_forward") return kSeq2SeqAttentionForward;
+  if (name == "seq2seq_attention_backward_rows") return kSeq2SeqAttentionBackwardRows;
+  if (name == "seq2seq_attention_sums") return kSeq2SeqAttentionSums;
   seqk::detail::fail("vulkan: no embedded shader named '", name, "'");
 }
 
