@@ -1,8 +1,8 @@
 // The diagonal linear recurrence h_t = a_t ⊙ h_{t-1} + b_t: forward against
 // a sequential fp64 loop, backward against finite differences of it, on
 // every SIMD target, with both parallel forms (threads over channels, and
-// over chunks of steps when the channels are few), T up to 100k, a = 0 and
-// a = 1, and bad shapes.
+// over rounds of chunks of steps when the channels are few), T up to 100k,
+// a = 0 and a = 1, and bad shapes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -46,9 +46,10 @@ testing::AssertionResult close_scan(const char* what, const std::vector<float>& 
 class LinearScan : public TargetTest {};
 
 TEST_P(LinearScan, ForwardMatchesSequentialFp64) {
-  // Few channels (the chunked form with 2+ threads) and many (split channels).
+  // Small scans (one thread), and long ones on 2+ threads: in one round of
+  // chunks (300 × 64), in several with a short last one (3000 × 64).
   for (const ScanCase& s : {ScanCase{1, 1, 1}, ScanCase{7, 3, 5}, ScanCase{100, 1, 3}, ScanCase{257, 2, 7},
-                            ScanCase{33, 4, 40}}) {
+                            ScanCase{33, 4, 40}, ScanCase{300, 1, 64}, ScanCase{3000, 2, 32}}) {
     for (int threads : {1, 2, 3}) {
       for (bool with_h0 : {false, true}) {
         SCOPED_TRACE(testing::Message() << "T=" << s.T << " B=" << s.B << " D=" << s.D << " threads=" << threads
@@ -113,10 +114,42 @@ TEST_P(LinearScan, BackwardMatchesFiniteDifferences) {
   }
 }
 
+// The backward of scans long enough to run in rounds of chunks, against
+// the reverse recurrence in fp64: g_t = dh_t + a_{t+1} g_{t+1}, db = g,
+// da_t = g_t h_{t-1}, dh0 = a_1 g_1.
+TEST_P(LinearScan, LongBackwardMatchesFp64) {
+  for (const ScanCase& s : {ScanCase{300, 1, 64}, ScanCase{3000, 2, 32}}) {
+    for (int threads : {2, 3}) {
+      SCOPED_TRACE(testing::Message() << "T=" << s.T << " C=" << s.B * s.D << " threads=" << threads);
+      const int64_t T = s.T, C = s.B * s.D;
+      const std::vector<float> a = random_floats(T * C, 41, -0.99f, 0.99f), h = random_floats(T * C, 42),
+                               h0 = random_floats(C, 43), dh = random_floats(T * C, 44);
+      std::vector<double> g(T * C), da(T * C), dh0(C);
+      for (int64_t t = T - 1; t >= 0; --t)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t i = t * C + c;
+          g[i] = dh[i] + (t + 1 < T ? static_cast<double>(a[i + C]) * g[i + C] : 0.0);
+          da[i] = g[i] * (t > 0 ? h[i - C] : h0[c]);
+        }
+      for (int64_t c = 0; c < C; ++c) dh0[c] = a[c] * g[c];
+      std::vector<float> got_da(T * C, kSentinel), got_db(T * C, kSentinel), got_dh0(C, kSentinel);
+      seqk::ThreadPool pool(threads);
+      seqk::linear_scan_backward({ConstView(a.data(), {T, s.B, s.D}), ConstView(h0.data(), {s.B, s.D}),
+                                  ConstView(h.data(), {T, s.B, s.D}), ConstView(dh.data(), {T, s.B, s.D}),
+                                  View(got_da.data(), {T, s.B, s.D}), View(got_db.data(), {T, s.B, s.D}),
+                                  View(got_dh0.data(), {s.B, s.D})},
+                                 &pool);
+      EXPECT_TRUE(close_scan("db", got_db, g));
+      EXPECT_TRUE(close_scan("da", got_da, da));
+      EXPECT_TRUE(close_scan("dh0", got_dh0, dh0));
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, LinearScan, testing::ValuesIn(seqk::available_simd_targets()), target_test_name);
 
-// T = 100,000 on 3 channels and 2 threads (the chunked form: each chunk's
-// carry crosses ~33k steps of products), a near 1 so the state remembers
+// T = 100,000 on 3 channels and 2 threads (five rounds of two chunks of
+// ~11k steps, the last round short), a near 1 so the state remembers
 // far back and grows to ~30. Tolerance: 1e-5 of the largest |h|, for every
 // element: fp32 rounding of a state of that size is absolute (~1e-6 of it
 // per step, random in sign), so it does not shrink where h crosses zero; a
@@ -124,12 +157,17 @@ INSTANTIATE_TEST_SUITE_P(Targets, LinearScan, testing::ValuesIn(seqk::available_
 TEST(LinearScanLong, HundredThousandSteps) {
   const int64_t T = 100000, C = 3;
   const std::vector<float> a = random_floats(T * C, 31, 0.999f, 1.0f), b = random_floats(T * C, 32);
-  std::vector<float> h(T * C);
-  seqk::ThreadPool pool(2);
-  seqk::linear_scan({ConstView(a.data(), {T, 1, C}), ConstView(b.data(), {T, 1, C}), {}, View(h.data(), {T, 1, C})},
-                    &pool);
-  const std::vector<double> want = reference_scan(a, b, {}, T, C);
-  EXPECT_TRUE(close_uniform("h", h.data(), want.data(), 1e-5 * max_abs(want), want.size()));
+  const std::vector<float> h0 = random_floats(C, 33, 10.0f, 20.0f);  // a state that lasts through the chunks
+  for (const bool with_h0 : {false, true}) {
+    SCOPED_TRACE(with_h0 ? "h0" : "no h0");
+    std::vector<float> h(T * C);
+    seqk::ThreadPool pool(2);
+    seqk::linear_scan({ConstView(a.data(), {T, 1, C}), ConstView(b.data(), {T, 1, C}),
+                       with_h0 ? ConstView(h0.data(), {1, C}) : ConstView(), View(h.data(), {T, 1, C})},
+                      &pool);
+    const std::vector<double> want = reference_scan(a, b, with_h0 ? h0 : std::vector<float>(), T, C);
+    EXPECT_TRUE(close_uniform("h", h.data(), want.data(), 1e-5 * max_abs(want), want.size()));
+  }
 }
 
 // a = 0: h_t = b_t exactly; a = 1: the running sum (exact for small integers).
@@ -150,6 +188,27 @@ TEST(LinearScanLong, EdgeCoefficients) {
       sum += b[t * C + c];
       ASSERT_EQ(h[t * C + c], sum) << "t=" << t << " c=" << c;
     }
+  }
+}
+
+// A long scan in rounds of chunks with an initial state, every a 1 except
+// a few halves (one at step 0): every value is a small multiple of 1/4, so
+// the chunked scan must be exact. A chunk that loses one coefficient of its
+// product (the first row's, say) is off by a multiple of the state.
+TEST(LinearScanLong, ChunkProductsAreExact) {
+  const int64_t T = 20000;
+  std::vector<float> a(T, 1.0f), b(T);
+  for (const int64_t t : {int64_t{0}, int64_t{7001}, int64_t{13333}}) a[t] = 0.5f;
+  for (int64_t t = 0; t < T; ++t) b[t] = static_cast<float>(t % 7) - 3.0f;
+  const std::vector<float> h0{8.0f};
+  const std::vector<double> want = reference_scan(a, b, h0, T, 1);
+  for (const int threads : {2, 3}) {
+    std::vector<float> h(T);
+    seqk::ThreadPool pool(threads);
+    seqk::linear_scan({ConstView(a.data(), {T, 1, 1}), ConstView(b.data(), {T, 1, 1}), ConstView(h0.data(), {1, 1}),
+                       View(h.data(), {T, 1, 1})},
+                      &pool);
+    for (int64_t t = 0; t < T; ++t) ASSERT_EQ(h[t], want[t]) << "t=" << t << " threads=" << threads;
   }
 }
 

@@ -4,8 +4,6 @@
 #include "seqk/scan.h"
 
 #include <algorithm>
-#include <cstring>
-#include <vector>
 
 #include "seqk/aligned.h"
 #include "seqk/error.h"
@@ -48,9 +46,11 @@ constexpr size_t kBlockVectors = 8;
 
 // Rows [r0, r1) of channels [c0, c1): out = coef ⊙ state + x, the state
 // starting at `state` (null: zero) and left in `state_out` (null: dropped);
-// `product` (null: not wanted) gets Π coef over the rows.
-void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_t c1, const float* state,
-               float* state_out, float* product) {
+// `product` (null: not wanted) gets Π coef over the rows. kWriteOut false:
+// only the end state and product, out untouched.
+template <bool kWriteOut>
+void ScanRowsOf(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_t c1, const float* state,
+                float* state_out, float* product) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
@@ -74,7 +74,7 @@ void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_
           h[v] = hn::MulAdd(a, h[v], x);
           if (product) p[v] = hn::Mul(p[v], a);
         }
-        hn::StoreU(h[v], d, s.out + at + v * lanes);
+        if constexpr (kWriteOut) hn::StoreU(h[v], d, s.out + at + v * lanes);
       }
     }
     for (size_t v = 0; v < vectors; ++v) {
@@ -93,34 +93,61 @@ void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_
         h = s.coef[at] * h + s.x[at];
         if (product) p *= s.coef[at];
       }
-      s.out[at] = h;
+      if constexpr (kWriteOut) s.out[at] = h;
     }
     if (state_out) state_out[c - c0] = h;
     if (product) product[c - c0] = p;
   }
 }
 
-// Rows [r0, r1): out += (Π coef up to the row) ⊙ carry.
-void FixUpBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* carry) {
-  const hn::ScalableTag<float> d;
-  const size_t lanes = hn::Lanes(d);
-  size_t c = 0;
-  for (; c + lanes <= s.channels; c += lanes) {
-    auto p = hn::LoadU(d, carry + c);
-    for (size_t r = r0; r < r1; ++r) {
-      const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
-      p = hn::Mul(p, hn::LoadU(d, s.coef + at));
-      hn::StoreU(hn::Add(hn::LoadU(d, s.out + at), p), d, s.out + at);
+void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* state) {
+  ScanRowsOf<true>(s, r0, r1, 0, s.channels, state, nullptr, nullptr);
+}
+
+// A long scan of few channels on several threads, reading every input from
+// memory once. The rows go in rounds of one chunk per thread, a chunk's a
+// and x small enough to stay in the thread's L2. Each thread first runs its
+// chunk from zero without writing (its end state and Π a), then, after a
+// barrier, finds the state entering its chunk from those of the chunks
+// before it and runs the chunk again, now from cache, writing out. The
+// compute doubles, the memory traffic does not: the scan is bound by the
+// memory, and a single thread cannot draw all of it.
+constexpr size_t kChunkBytes = size_t{256} << 10;  // a and x of one chunk: half of a small L2
+
+void ScanRounds(const detail::ScanRows& s, ThreadPool* pool) {
+  const size_t threads = static_cast<size_t>(pool->num_threads()), C = s.channels;
+  const size_t chunk_rows =
+      std::clamp(kChunkBytes / (2 * C * sizeof(float)), size_t{1}, (s.rows + threads - 1) / threads);
+  const size_t round_rows = chunk_rows * threads, rounds = (s.rows + round_rows - 1) / round_rows;
+  // Each chunk's end state and product, for rounds of even and odd index: a
+  // thread may write the next round's while another still reads this one's.
+  AlignedVector ends(2 * threads * C), products(2 * threads * C);
+  pool->run([&](int thread_index, int) {
+    const size_t t = static_cast<size_t>(thread_index);
+    AlignedVector state(C, 0.0f), carry(C), zeros(C, 0.0f);  // entering the round; entering this chunk
+    if (s.init) std::copy(s.init, s.init + C, state.begin());
+    for (size_t round = 0; round < rounds; ++round) {
+      // The last round may be short: its rows are shared out evenly.
+      const size_t base = round * round_rows, rows = std::min(s.rows, base + round_rows) - base;
+      auto chunk_begin = [&](size_t k) { return base + rows * k / threads; };
+      const size_t r0 = chunk_begin(t), r1 = chunk_begin(t + 1);
+      auto end_of = [&](size_t k) { return &ends[((round & 1) * threads + k) * C]; };
+      auto product_of = [&](size_t k) { return &products[((round & 1) * threads + k) * C]; };
+      // Row 0 without an initial state is the one row whose coefficient is
+      // never read (it may not exist): both passes start it from null.
+      const bool from_first_row = r0 == 0 && !s.init;
+      ScanRowsOf<false>(s, r0, r1, 0, C, from_first_row ? nullptr : zeros.data(), end_of(t), product_of(t));
+      pool->barrier();
+      // The state entering chunk k is chunk k−1's end plus its product times
+      // the state entering it; every thread folds the chunks itself.
+      for (size_t k = 0; k < threads; ++k) {
+        if (k == t) carry = state;
+        const float *end = end_of(k), *product = product_of(k);
+        for (size_t c = 0; c < C; ++c) state[c] = product[c] * state[c] + end[c];
+      }
+      ScanBlock(s, r0, r1, from_first_row ? nullptr : carry.data());
     }
-  }
-  for (; c < s.channels; ++c) {
-    float p = carry[c];
-    for (size_t r = r0; r < r1; ++r) {
-      const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
-      p *= s.coef[at];
-      s.out[at] += p;
-    }
-  }
+  });
 }
 
 }  // namespace
@@ -131,47 +158,24 @@ void ScanParallel(const detail::ScanRows& s, ThreadPool* pool) {
   // Wide rows (4 KiB or more per thread): each thread scans all rows of its
   // own channels, reading and writing every element once. Narrower rows
   // split that way make the threads stream interleaved pieces of the same
-  // cache lines (each core's prefetcher then fetches the other's lines), and
-  // one thread streaming a long scan already gets most of the bandwidth
-  // (~80% of triad here): those run on the calling thread alone.
+  // cache lines (each core's prefetcher then fetches the other's lines).
   constexpr size_t kChannelsPerThread = 1024;
+  // Below this many elements a scan is over in microseconds, about what
+  // waking the pool's threads costs: the calling thread runs it alone.
+  constexpr size_t kMinParallelElements = size_t{1} << 14;
   if (threads > 1 && s.channels >= threads * kChannelsPerThread) {
     pool->run([&](int thread_index, int num_threads) {
       const size_t vectors = (s.channels + lanes - 1) / lanes, n = static_cast<size_t>(num_threads);
       const size_t t = static_cast<size_t>(thread_index);
       const size_t c0 = std::min(s.channels, vectors * t / n * lanes);
       const size_t c1 = std::min(s.channels, vectors * (t + 1) / n * lanes);
-      if (c0 < c1) ScanBlock(s, 0, s.rows, c0, c1, s.init ? s.init + c0 : nullptr, nullptr, nullptr);
+      if (c0 < c1) ScanRowsOf<true>(s, 0, s.rows, c0, c1, s.init ? s.init + c0 : nullptr, nullptr, nullptr);
     });
-    return;
+  } else if (threads > 1 && s.rows >= threads && s.rows * s.channels >= kMinParallelElements) {
+    ScanRounds(s, pool);
+  } else {
+    ScanBlock(s, 0, s.rows, s.init);
   }
-  if (threads == 1 || s.channels >= threads * lanes || s.rows < 4 * threads) {
-    ScanBlock(s, 0, s.rows, 0, s.channels, s.init, nullptr, nullptr);
-    return;
-  }
-  // Fewer channels than a vector per thread: chunks of rows. Chunk 0 starts from the true state and is
-  // final after one pass; the others are scanned from zero, then fixed up
-  // (a second pass), so chunk 0 gets twice their share of rows.
-  std::vector<size_t> bounds(threads + 1);
-  for (size_t k = 0; k <= threads; ++k) bounds[k] = k == 0 ? 0 : s.rows * (k + 1) / (threads + 1);
-  AlignedVector ends(threads * s.channels), products(threads * s.channels), carries(threads * s.channels);
-  pool->run([&](int thread_index, int) {
-    const size_t k = static_cast<size_t>(thread_index);
-    float* end = &ends[k * s.channels];
-    ScanBlock(s, bounds[k], bounds[k + 1], 0, s.channels, k == 0 ? s.init : nullptr, end,
-              k == 0 ? nullptr : &products[k * s.channels]);
-    pool->barrier();
-    if (k == 0) {
-      // The state entering chunk k: chunk 0's end, then carried through each chunk.
-      std::memcpy(&carries[1 * s.channels], &ends[0], s.channels * sizeof(float));
-      for (size_t j = 1; j + 1 < threads; ++j)
-        for (size_t c = 0; c < s.channels; ++c)
-          carries[(j + 1) * s.channels + c] =
-              products[j * s.channels + c] * carries[j * s.channels + c] + ends[j * s.channels + c];
-    }
-    pool->barrier();
-    if (k > 0) FixUpBlock(s, bounds[k], bounds[k + 1], &carries[k * s.channels]);
-  });
 }
 
 }  // namespace HWY_NAMESPACE
