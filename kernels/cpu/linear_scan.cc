@@ -4,6 +4,8 @@
 #include "seqk/scan.h"
 
 #include <algorithm>
+#include <tuple>
+#include <utility>
 
 #include "seqk/aligned.h"
 #include "seqk/error.h"
@@ -46,8 +48,8 @@ constexpr size_t kBlockVectors = 8;
 
 // Rows [r0, r1) of channels [c0, c1): out = coef ⊙ state + x, the state
 // starting at `state` (null: zero) and left in `state_out` (null: dropped);
-// `product` (null: not wanted) gets Π coef over the rows. kWriteOut false:
-// only the end state and product, out untouched.
+// `product` (null: not wanted) is multiplied by Π coef over the rows.
+// kWriteOut false: only the end state and product, out untouched.
 template <bool kWriteOut>
 void ScanRowsOf(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_t c1, const float* state,
                 float* state_out, float* product) {
@@ -60,7 +62,7 @@ void ScanRowsOf(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size
     V h[kBlockVectors], p[kBlockVectors];
     for (size_t v = 0; v < vectors; ++v) {
       h[v] = state ? hn::LoadU(d, state + c - c0 + v * lanes) : hn::Zero(d);
-      p[v] = hn::Set(d, 1.0f);
+      p[v] = product ? hn::LoadU(d, product + c - c0 + v * lanes) : hn::Set(d, 1.0f);
     }
     for (size_t r = r0; r < r1; ++r) {
       const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
@@ -84,7 +86,7 @@ void ScanRowsOf(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size
     c += vectors * lanes;
   }
   for (; c < c1; ++c) {
-    float h = state ? state[c - c0] : 0.0f, p = 1.0f;
+    float h = state ? state[c - c0] : 0.0f, p = product ? product[c - c0] : 1.0f;
     for (size_t r = r0; r < r1; ++r) {
       const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
       if (r == 0 && !state) {
@@ -106,46 +108,85 @@ void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* sta
 
 // A long scan of few channels on several threads, reading every input from
 // memory once. The rows go in rounds of one chunk per thread, a chunk's a
-// and x small enough to stay in the thread's L2. Each thread first runs its
-// chunk from zero without writing (its end state and Π a), then, after a
-// barrier, finds the state entering its chunk from those of the chunks
-// before it and runs the chunk again, now from cache, writing out. The
-// compute doubles, the memory traffic does not: the scan is bound by the
-// memory, and a single thread cannot draw all of it.
-constexpr size_t kChunkBytes = size_t{256} << 10;  // a and x of one chunk: half of a small L2
+// and x small enough to stay in cache. A chunk is run twice: first from zero
+// without writing (its end state and Π a: its "aggregate"), then, once every
+// chunk of its round has its aggregate, again from the true state entering
+// it, found by folding the aggregates of the chunks before it, now reading
+// from cache and writing out. The compute doubles, the memory traffic does
+// not: the scan is bound by the memory, and one thread cannot draw all of it.
+//
+// Pipelined: while a thread rescans its chunk of round j (writing to memory)
+// it also aggregates its chunk of round j + 1 (reading from memory), slice
+// by slice, so reads and writes stream together as in a triad rather than
+// in alternating phases. One barrier per round.
+constexpr size_t kChunkBytes = size_t{512} << 10;  // a and x of one chunk
+constexpr size_t kSliceBytes = size_t{4} << 10;    // per array, between switching chunks
 
 void ScanRounds(const detail::ScanRows& s, ThreadPool* pool) {
   const size_t threads = static_cast<size_t>(pool->num_threads()), C = s.channels;
   const size_t chunk_rows =
       std::clamp(kChunkBytes / (2 * C * sizeof(float)), size_t{1}, (s.rows + threads - 1) / threads);
+  const size_t slice_rows = std::max(size_t{1}, kSliceBytes / (C * sizeof(float)));
   const size_t round_rows = chunk_rows * threads, rounds = (s.rows + round_rows - 1) / round_rows;
-  // Each chunk's end state and product, for rounds of even and odd index: a
-  // thread may write the next round's while another still reads this one's.
+  // Rows [begin, end) of chunk k of a round; the last round may be short,
+  // its rows shared out evenly.
+  auto chunk = [&](size_t round, size_t k) {
+    const size_t base = round * round_rows, rows = std::min(s.rows, base + round_rows) - base;
+    return std::pair{base + rows * k / threads, base + rows * (k + 1) / threads};
+  };
+  // Each chunk's aggregate, for rounds of even and odd index: a thread
+  // writes round j + 1's while another may still read round j's.
   AlignedVector ends(2 * threads * C), products(2 * threads * C);
+  auto end_of = [&](size_t round, size_t k) { return &ends[((round & 1) * threads + k) * C]; };
+  auto product_of = [&](size_t round, size_t k) { return &products[((round & 1) * threads + k) * C]; };
+  // Row 0 without an initial state is the one row whose coefficient is
+  // never read (it may not exist): both passes start it from null.
+  auto starts_from_null = [&](size_t row) { return row == 0 && !s.init; };
+
   pool->run([&](int thread_index, int) {
     const size_t t = static_cast<size_t>(thread_index);
-    AlignedVector state(C, 0.0f), carry(C), zeros(C, 0.0f);  // entering the round; entering this chunk
+    AlignedVector state(C, 0.0f), carry(C);  // entering the round; entering this thread's chunk
     if (s.init) std::copy(s.init, s.init + C, state.begin());
+    // Aggregates rows [q, q1) of round `round`'s chunk into its (end, product).
+    auto aggregate = [&](size_t round, size_t q, size_t q1) {
+      float *end = end_of(round, t), *product = product_of(round, t);
+      ScanRowsOf<false>(s, q, q1, 0, C, starts_from_null(q) ? nullptr : end, end, product);
+    };
+    auto start_aggregate = [&](size_t round) {
+      std::fill_n(end_of(round, t), C, 0.0f);
+      std::fill_n(product_of(round, t), C, 1.0f);
+    };
+    const auto [first0, first1] = chunk(0, t);
+    start_aggregate(0);
+    aggregate(0, first0, first1);
+    pool->barrier();
     for (size_t round = 0; round < rounds; ++round) {
-      // The last round may be short: its rows are shared out evenly.
-      const size_t base = round * round_rows, rows = std::min(s.rows, base + round_rows) - base;
-      auto chunk_begin = [&](size_t k) { return base + rows * k / threads; };
-      const size_t r0 = chunk_begin(t), r1 = chunk_begin(t + 1);
-      auto end_of = [&](size_t k) { return &ends[((round & 1) * threads + k) * C]; };
-      auto product_of = [&](size_t k) { return &products[((round & 1) * threads + k) * C]; };
-      // Row 0 without an initial state is the one row whose coefficient is
-      // never read (it may not exist): both passes start it from null.
-      const bool from_first_row = r0 == 0 && !s.init;
-      ScanRowsOf<false>(s, r0, r1, 0, C, from_first_row ? nullptr : zeros.data(), end_of(t), product_of(t));
-      pool->barrier();
       // The state entering chunk k is chunk k−1's end plus its product times
       // the state entering it; every thread folds the chunks itself.
       for (size_t k = 0; k < threads; ++k) {
         if (k == t) carry = state;
-        const float *end = end_of(k), *product = product_of(k);
+        const float *end = end_of(round, k), *product = product_of(round, k);
         for (size_t c = 0; c < C; ++c) state[c] = product[c] * state[c] + end[c];
       }
-      ScanBlock(s, r0, r1, from_first_row ? nullptr : carry.data());
+      auto [r, r1] = chunk(round, t);
+      size_t q = 0, q1 = 0;  // the next round's chunk, if any
+      if (round + 1 < rounds) {
+        std::tie(q, q1) = chunk(round + 1, t);
+        start_aggregate(round + 1);
+      }
+      while (r < r1 || q < q1) {
+        if (r < r1) {
+          const size_t r_next = std::min(r1, r + slice_rows);
+          ScanRowsOf<true>(s, r, r_next, 0, C, starts_from_null(r) ? nullptr : carry.data(), carry.data(), nullptr);
+          r = r_next;
+        }
+        if (q < q1) {
+          const size_t q_next = std::min(q1, q + slice_rows);
+          aggregate(round + 1, q, q_next);
+          q = q_next;
+        }
+      }
+      pool->barrier();
     }
   });
 }
