@@ -109,9 +109,12 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
     if (!view.empty()) require_shape(view, name, {states, batch, H});
 
   if (saved) {
-    saved->layers.assign(static_cast<std::size_t>(states), RecurrentSaved());
-    saved->inputs.assign(static_cast<std::size_t>(states), AlignedVector());
-    saved->outputs.assign(static_cast<std::size_t>(states), AlignedVector());
+    // Resized, not rebuilt: a training loop passes the same saved every
+    // step, and its buffers (tens of MiB) then keep their pages instead of
+    // being faulted in again, which costs as much as a layer's arithmetic.
+    saved->layers.resize(static_cast<std::size_t>(states));
+    saved->inputs.resize(static_cast<std::size_t>(states));
+    saved->outputs.resize(static_cast<std::size_t>(states));
     saved->rows = rows;
   }
   // One direction writes straight into the next layer's input (or y); two
