@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -455,6 +456,47 @@ TEST_F(BadInput, RejectsBadInputs) {
     in.scale = scale;
     expect_rejected(in, "scale must be finite");
   }
+}
+
+// The tiled form compares key indices as floats, exact up to 2^24: more keys
+// are rejected on shapes alone, before any data is read. The views are far
+// larger than their buffers; a key length of 1 keeps every entry point that
+// would run (before the check existed) inside them, and the outputs' shapes
+// that depend on Lk are wrong, so those entry points stop on their own.
+TEST(AttentionKeys, RejectsMoreThan2To24Keys) {
+  constexpr int64_t kMax = seqk::kAttentionMaxKeys;
+  static_assert(kMax == int64_t{1} << 24);
+  std::vector<float> q = random_floats(1, 1), k = random_floats(1, 2), v = random_floats(1, 3),
+                     dout = random_floats(1, 4);
+  std::vector<float> out(1, kSentinel), lse(1, kSentinel), probs(1, kSentinel), dq(1, kSentinel), dk(1, kSentinel),
+      dv(1, kSentinel);
+  const std::vector<int64_t> lengths = {1};
+  const auto inputs = [&](int64_t Lk) {
+    return seqk::AttentionInputs{ConstView(q.data(), {1, 1, 1, 1}), ConstView(k.data(), {1, 1, Lk, 1}),
+                                 ConstView(v.data(), {1, 1, Lk, 1}), false, lengths};
+  };
+  const seqk::AttentionInputs in = inputs(kMax + 1);
+  const View out_view(out.data(), {1, 1, 1, 1}), lse_view(lse.data(), {1, 1, 1});
+  const seqk::AttentionGrads grads{View(dq.data(), {1, 1, 1, 1}), View(dk.data(), {1, 1, 1, 1}),
+                                   View(dv.data(), {1, 1, 1, 1})};
+  const ConstView dout_view(dout.data(), {1, 1, 1, 1});
+  for (const auto& call : std::vector<std::function<void()>>{
+           [&] { seqk::attention_forward(in, out_view, lse_view); },
+           [&] { seqk::attention_backward(in, out_view, lse_view, dout_view, grads); },
+           [&] { seqk::attention_naive_forward(in, out_view, View(probs.data(), {1, 1, 1, 1})); },
+           [&] { seqk::attention_naive_backward(in, ConstView(probs.data(), {1, 1, 1, 1}), dout_view, grads); }}) {
+    try {
+      call();
+      ADD_FAILURE() << "no seqk::Error";
+    } catch (const seqk::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("Lk = 16777217 exceeds 2^24"), std::string::npos) << e.what();
+    }
+    for (const auto* buffer : {&out, &lse, &probs, &dq, &dk, &dv})
+      EXPECT_TRUE(all_sentinel(buffer->data(), buffer->size())) << "an output was written";
+  }
+  // 2^24 keys are fine (only the first is read, as its length is 1).
+  seqk::attention_forward(inputs(kMax), out_view, lse_view);
+  EXPECT_FLOAT_EQ(out[0], v[0]);
 }
 
 TEST_F(BadInput, RejectsBadOutputs) {

@@ -589,6 +589,10 @@ AttentionShape check_attention_inputs(const AttentionInputs& in) {
   require_shape(q, "q", {B, H, Lq, dh});
   require_shape(k, "k", {B, H, Lk, dh});
   require_shape(v, "v", {B, H, Lk, dh});
+  // The tiled form compares key indices and visible-key counts as floats in
+  // vector lanes; whole numbers are exact only up to 2^24.
+  require(Lk <= kAttentionMaxKeys, "Lk = ", Lk, " exceeds 2^24 = ", kAttentionMaxKeys,
+          " (key indices are compared as floats, exact only up to 2^24)");
   if (!in.key_lengths.empty()) {
     require(static_cast<int64_t>(in.key_lengths.size()) == B, "key_lengths has ", in.key_lengths.size(),
             " entries, expected one per batch row (", B, ")");
