@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "kernels/cpu/attention_shape.h"
+#include "kernels/cpu/distinct.h"
 #include "seqk/aligned.h"
 #include "seqk/error.h"
 
@@ -621,6 +622,7 @@ void attention_forward(const AttentionInputs& in, View out, View lse, ThreadPool
   const int64_t B = in.q.dim(0), H = in.q.dim(1), Lq = in.q.dim(2), dh = in.q.dim(3);
   require_shape(out, "out", {B, H, Lq, dh});
   require_shape(lse, "lse", {B, H, Lq});
+  detail::require_distinct("", {{"out", out}, {"lse", lse}}, {in.q, in.k, in.v});
   const detail::FlashForwardArgs args{s, in.q.data(), in.k.data(), in.v.data(), out.data(), lse.data()};
   HWY_DYNAMIC_DISPATCH(FlashForward)(args, pool ? pool : &ThreadPool::global());
 }
@@ -635,6 +637,8 @@ void attention_backward(const AttentionInputs& in, ConstView out, ConstView lse,
   require_shape(grads.dq, "dq", {B, H, Lq, dh});
   require_shape(grads.dk, "dk", {B, H, Lk, dh});
   require_shape(grads.dv, "dv", {B, H, Lk, dh});
+  detail::require_distinct("", {{"dq", grads.dq}, {"dk", grads.dk}, {"dv", grads.dv}},
+                           {in.q, in.k, in.v, out, lse, dout});
   const detail::FlashBackwardArgs args{s,           in.q.data(),       in.k.data(),       in.v.data(),
                                        out.data(),  lse.data(),        dout.data(),       grads.dq.data(),
                                        grads.dk.data(), grads.dv.data()};

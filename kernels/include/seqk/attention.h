@@ -17,6 +17,7 @@
 // Layout: q (B, H, Lq, dh); k, v (B, H, Lk, dh); out (B, H, Lq, dh); all
 // contiguous. scale defaults to 1/sqrt(dh). Lk is at most kAttentionMaxKeys
 // (2^24): the tiled form compares key indices as floats in vector lanes.
+// No output may share memory with an input or another output.
 //
 // Masks. Query i of batch row b sees the keys j < visible(b, i), a prefix:
 //   visible(b, i) = min(key_length[b], causal ? i + Lk − Lq + 1 : Lk),
