@@ -468,6 +468,11 @@ TEST_F(VulkanAttentionChecks, RejectsBadInputBeforeRecording) {
   in.keys = seqk::kAttentionMaxKeys + 1;
   in.key_lengths = {};
   rejected(in, "Lk = 16777217 exceeds 2^24");
+  // B·H beyond int64 (2^64 wraps to 0): caught before the product is formed.
+  in = good;
+  in.batch = in.heads = int64_t{1} << 32;
+  in.key_lengths = {};
+  rejected(in, "exceed 32-bit indexing");
   for (const auto& [lengths, message] : {std::pair{&too_long, "key_lengths[1] = 5 is outside [0, Lk = 4]"},
                                          std::pair{&negative, "key_lengths[0] = -1 is outside"},
                                          std::pair{&too_few, "key_lengths has 1 entries"}}) {

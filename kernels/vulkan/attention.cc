@@ -62,7 +62,9 @@ Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool ma
   // the probabilities.
   constexpr int64_t kMaxIndex = std::numeric_limits<uint32_t>::max();
   const int64_t row_size = materialises_probs ? std::max(dh, Lk) : dh;
-  require(B * H <= kMaxIndex / std::max(Lq, Lk) && B * H * std::max(Lq, Lk) <= kMaxIndex / row_size,
+  // H against kMaxIndex / B first, so that B·H is formed only when it fits.
+  require(H <= kMaxIndex / B && B * H <= kMaxIndex / std::max(Lq, Lk) &&
+              B * H * std::max(Lq, Lk) <= kMaxIndex / row_size,
           "vulkan attention: B = ", B, ", H = ", H, ", Lq = ", Lq, ", Lk = ", Lk, ", dh = ", dh,
           " exceed 32-bit indexing", materialises_probs ? " of the probabilities" : "");
   require(B * H <= d.limits.maxComputeWorkGroupCount[1] &&
