@@ -511,6 +511,18 @@ TEST_F(BadInput, RejectsBadOutputs) {
                "probs has shape");
   expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), View(dout.data(), {B, H, Lq}), grads()); },
                "dout has shape");
+  expect_error([&] {
+    seqk::attention_backward(in, ConstView(out.data(), {B, H, Lq, dh - 1}), lse_view(), dout_view, grads());
+  }, "out has shape");
+  expect_error([&] {
+    seqk::attention_backward(in, out_view(), ConstView(lse.data(), {B, H, Lq - 1}), dout_view, grads());
+  }, "lse has shape");
+  expect_error([&] {
+    seqk::attention_backward(in, out_view(), ConstView(lse.data(), {B, H, Lq, 1}), dout_view, grads());
+  }, "lse has shape");
+  expect_error([&] {
+    seqk::attention_naive_backward(in, ConstView(probs.data(), {B, H, Lq, Lq}), dout_view, grads());
+  }, "probs has shape");
   seqk::AttentionGrads bad = grads();
   bad.dk = View(dk.data(), {B, H, Lq, dh});
   expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dk has shape");
@@ -521,6 +533,8 @@ TEST_F(BadInput, RejectsBadOutputs) {
   bad = grads();
   bad.dv = View(dv.data(), {B, H, Lk, dh + 1});
   expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dv has shape");
+  expect_error([&] { seqk::attention_backward(in, ConstView(), lse_view(), dout_view, grads()); }, "out is null");
+  expect_error([&] { seqk::attention_naive_backward(in, ConstView(), dout_view, grads()); }, "probs is null");
 }
 
 // Outputs that share memory with an input or with each other (same-sized
