@@ -468,6 +468,10 @@ TEST_F(VulkanAttentionChecks, RejectsBadInputBeforeRecording) {
   in.keys = seqk::kAttentionMaxKeys + 1;
   in.key_lengths = {};
   rejected(in, "Lk = 16777217 exceeds 2^24");
+  // More queries than the causal mask's signed 32-bit ends allow (and B = H
+  // = dh = 1, within 32-bit indexing).
+  in = {1, 1, int64_t{1} << 31, Lk, 1, &q, &k, &v, true};
+  rejected(in, "Lq = 2147483648 exceeds 2^31 - 1");
   // B·H beyond int64 (2^64 wraps to 0): caught before the product is formed.
   in = good;
   in.batch = in.heads = int64_t{1} << 32;

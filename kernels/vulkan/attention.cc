@@ -58,6 +58,10 @@ Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool ma
   // 2^24) and form the causal mask's ends as signed 32-bit ints.
   require(Lk <= kAttentionMaxKeys, "vulkan attention: Lk = ", Lk, " exceeds 2^24 = ", kAttentionMaxKeys,
           " (the CPU's limit; key lengths reach the shaders as floats, exact only up to 2^24)");
+  // i + Lk − Lq + 1 in signed 32-bit (shaders/attention.glsl) is exact for
+  // i < Lq only while Lq fits an int.
+  require(Lq <= std::numeric_limits<int32_t>::max(), "vulkan attention: Lq = ", Lq,
+          " exceeds 2^31 - 1 (the shaders form the causal mask's ends as signed 32-bit ints)");
   // 32-bit indexing in the shaders: of q, k, v and, in the naive form, of
   // the probabilities.
   constexpr int64_t kMaxIndex = std::numeric_limits<uint32_t>::max();
