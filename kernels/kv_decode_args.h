@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "seqk/error.h"
 #include "seqk/kv_cache.h"
@@ -21,10 +22,25 @@ inline void check_kv_decode_chunk(const KvDecodeOptions& options) {
   require(options.chunk >= 1, "kv_decode: chunk must be >= 1, got ", options.chunk);
 }
 
-inline void check_kv_cache_sizes(int64_t batch, int64_t heads, int64_t capacity, int64_t head_size) {
+// The most floats one of the cache's buffers may hold (its bytes must fit a
+// ptrdiff_t, as std::vector's do).
+inline constexpr int64_t kKvCacheMaxFloats = std::numeric_limits<int64_t>::max() / sizeof(float);
+
+// Checks the sizes and returns B·H·capacity·dh, the floats of each of the
+// keys and the values, at most `max_floats`: each factor is compared by
+// division before it is multiplied in, so no product overflows.
+inline int64_t check_kv_cache_sizes(int64_t batch, int64_t heads, int64_t capacity, int64_t head_size,
+                                    int64_t max_floats = kKvCacheMaxFloats) {
   require(batch >= 1 && heads >= 1 && capacity >= 1 && head_size >= 1,
           "kv cache: B, H, capacity and dh must be >= 1, got B = ", batch, ", H = ", heads, ", capacity = ", capacity,
           ", dh = ", head_size);
+  int64_t floats = 1;
+  for (const int64_t factor : {batch, heads, capacity, head_size}) {
+    require(factor <= max_floats / floats, "kv cache: B·H·capacity·dh (B = ", batch, ", H = ", heads,
+            ", capacity = ", capacity, ", dh = ", head_size, ") exceeds ", max_floats, " floats per buffer");
+    floats *= factor;
+  }
+  return floats;
 }
 
 // Appending `positions` to a cache holding `length` of `capacity`.

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -457,6 +458,49 @@ TEST_F(BadInput, RejectsBadInputs) {
   }
 }
 
+// The tiled form compares key indices as floats, exact up to 2^24: more keys
+// are rejected on shapes alone, before any data is read. The views are far
+// larger than their buffers; a key length of 1 keeps every entry point that
+// would run (before the check existed) inside them, and the outputs' shapes
+// that depend on Lk are wrong, so those entry points stop on their own.
+TEST(AttentionKeys, RejectsMoreThan2To24Keys) {
+  constexpr int64_t kMax = seqk::kAttentionMaxKeys;
+  static_assert(kMax == int64_t{1} << 24);
+  std::vector<float> q = random_floats(1, 1), k = random_floats(1, 2), v = random_floats(1, 3),
+                     dout = random_floats(1, 4);
+  std::vector<float> out(1, kSentinel), lse(1, kSentinel), probs(1, kSentinel), dq(1, kSentinel), dk(1, kSentinel),
+      dv(1, kSentinel);
+  const std::vector<int64_t> lengths = {1};
+  const seqk::AttentionInputs in{ConstView(q.data(), {1, 1, 1, 1}), ConstView(k.data(), {1, 1, kMax + 1, 1}),
+                                 ConstView(v.data(), {1, 1, kMax + 1, 1}), false, lengths};
+  const View out_view(out.data(), {1, 1, 1, 1}), lse_view(lse.data(), {1, 1, 1});
+  const seqk::AttentionGrads grads{View(dq.data(), {1, 1, 1, 1}), View(dk.data(), {1, 1, 1, 1}),
+                                   View(dv.data(), {1, 1, 1, 1})};
+  const ConstView dout_view(dout.data(), {1, 1, 1, 1});
+  for (const auto& call : std::vector<std::function<void()>>{
+           [&] { seqk::attention_forward(in, out_view, lse_view); },
+           [&] { seqk::attention_backward(in, out_view, lse_view, dout_view, grads); },
+           [&] { seqk::attention_naive_forward(in, out_view, View(probs.data(), {1, 1, 1, 1})); },
+           [&] { seqk::attention_naive_backward(in, ConstView(probs.data(), {1, 1, 1, 1}), dout_view, grads); }}) {
+    try {
+      call();
+      ADD_FAILURE() << "no seqk::Error";
+    } catch (const seqk::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("Lk = 16777217 exceeds 2^24"), std::string::npos) << e.what();
+    }
+    for (const auto* buffer : {&out, &lse, &probs, &dq, &dk, &dv})
+      EXPECT_TRUE(all_sentinel(buffer->data(), buffer->size())) << "an output was written";
+  }
+  // 2^24 keys are fine. (Real buffers, 64 MiB each: views larger than their
+  // buffers could overlap the outputs' memory.)
+  std::vector<float> long_k(kMax), long_v(kMax);
+  long_v[0] = v[0];
+  const seqk::AttentionInputs longest{ConstView(q.data(), {1, 1, 1, 1}), ConstView(long_k.data(), {1, 1, kMax, 1}),
+                                      ConstView(long_v.data(), {1, 1, kMax, 1}), false, lengths};
+  seqk::attention_forward(longest, out_view, lse_view);
+  EXPECT_FLOAT_EQ(out[0], v[0]);
+}
+
 TEST_F(BadInput, RejectsBadOutputs) {
   const seqk::AttentionInputs in = good();
   const ConstView dout_view(dout.data(), {B, H, Lq, dh});
@@ -467,6 +511,18 @@ TEST_F(BadInput, RejectsBadOutputs) {
                "probs has shape");
   expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), View(dout.data(), {B, H, Lq}), grads()); },
                "dout has shape");
+  expect_error([&] {
+    seqk::attention_backward(in, ConstView(out.data(), {B, H, Lq, dh - 1}), lse_view(), dout_view, grads());
+  }, "out has shape");
+  expect_error([&] {
+    seqk::attention_backward(in, out_view(), ConstView(lse.data(), {B, H, Lq - 1}), dout_view, grads());
+  }, "lse has shape");
+  expect_error([&] {
+    seqk::attention_backward(in, out_view(), ConstView(lse.data(), {B, H, Lq, 1}), dout_view, grads());
+  }, "lse has shape");
+  expect_error([&] {
+    seqk::attention_naive_backward(in, ConstView(probs.data(), {B, H, Lq, Lq}), dout_view, grads());
+  }, "probs has shape");
   seqk::AttentionGrads bad = grads();
   bad.dk = View(dk.data(), {B, H, Lq, dh});
   expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dk has shape");
@@ -477,6 +533,42 @@ TEST_F(BadInput, RejectsBadOutputs) {
   bad = grads();
   bad.dv = View(dv.data(), {B, H, Lk, dh + 1});
   expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dv has shape");
+  expect_error([&] { seqk::attention_backward(in, ConstView(), lse_view(), dout_view, grads()); }, "out is null");
+  expect_error([&] { seqk::attention_naive_backward(in, ConstView(), dout_view, grads()); }, "probs is null");
+}
+
+// Outputs that share memory with an input or with each other (same-sized
+// aliases, so that before the check existed the calls stayed in bounds).
+TEST_F(BadInput, RejectsOverlappingOutputs) {
+  const seqk::AttentionInputs in = good();
+  const std::vector<float> q0 = q, k0 = k, v0 = v, dout0 = dout;
+  const ConstView dout_view(dout.data(), {B, H, Lq, dh});
+  expect_error([&] { seqk::attention_forward(in, View(q.data(), {B, H, Lq, dh}), lse_view()); },
+               "out overlaps an input");
+  expect_error([&] { seqk::attention_forward(in, out_view(), View(out.data() + 1, {B, H, Lq})); }, "lse overlaps out");
+  expect_error([&] { seqk::attention_naive_forward(in, View(q.data(), {B, H, Lq, dh}), probs_view()); },
+               "out overlaps an input");
+  expect_error([&] { seqk::attention_naive_forward(in, out_view(), View(out.data(), {B, H, Lq, Lk})); },
+               "probs overlaps out");
+  seqk::AttentionGrads bad = grads();
+  bad.dk = View(k.data(), {B, H, Lk, dh});
+  expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dk overlaps an input");
+  expect_error([&] { seqk::attention_naive_backward(in, probs_view(), dout_view, bad); }, "dk overlaps an input");
+  bad = grads();
+  bad.dq = View(dout.data(), {B, H, Lq, dh});
+  expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dq overlaps an input");
+  expect_error([&] { seqk::attention_naive_backward(in, probs_view(), dout_view, bad); }, "dq overlaps an input");
+  bad = grads();
+  bad.dq = View(out.data(), {B, H, Lq, dh});  // the forward's out, an input of the backward
+  expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dq overlaps an input");
+  bad = grads();
+  bad.dv = View(dk.data(), {B, H, Lk, dh});
+  expect_error([&] { seqk::attention_backward(in, out_view(), lse_view(), dout_view, bad); }, "dv overlaps dk");
+  expect_error([&] { seqk::attention_naive_backward(in, probs_view(), dout_view, bad); }, "dv overlaps dk");
+  EXPECT_EQ(q, q0);
+  EXPECT_EQ(k, k0);
+  EXPECT_EQ(v, v0);
+  EXPECT_EQ(dout, dout0);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "kv_cache_problem.h"
@@ -126,6 +128,20 @@ TEST(KvCacheErrors, RejectsBadInputWritingNothing) {
   EXPECT_THROW(seqk::KvCache(0, H, capacity, dh), seqk::Error);
   EXPECT_THROW(seqk::KvCache(B, H, 0, dh), seqk::Error);
   EXPECT_THROW(seqk::KvCache(B, H, capacity, -1), seqk::Error);
+  // Sizes whose product overflows int64 (2^64 wraps to 0) or exceeds what a
+  // buffer can hold: a seqk::Error before anything is allocated.
+  constexpr int64_t k16 = int64_t{1} << 16, k62 = int64_t{1} << 62;
+  for (const auto& [b, h, c, d] : {std::tuple{k16, k16, k16, k16}, std::tuple{int64_t{1}, int64_t{1}, k62, int64_t{1}},
+                                   std::tuple{k62, int64_t{4}, int64_t{1}, int64_t{1}},
+                                   std::tuple{int64_t{3}, int64_t{5}, k62 / 3, int64_t{7}}}) {
+    SCOPED_TRACE(testing::Message() << b << " " << h << " " << c << " " << d);
+    try {
+      seqk::KvCache huge(b, h, c, d);
+      ADD_FAILURE() << "no seqk::Error";
+    } catch (const seqk::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("floats per buffer"), std::string::npos) << e.what();
+    }
+  }
 
   seqk::KvCache cache(B, H, capacity, dh);
   std::vector<float> q = random_floats(B * H * dh, 1), out(B * H * dh, kSentinel);

@@ -407,5 +407,63 @@ TEST_F(BadInput, RejectsBadOutputs) {
   }, "dkeys has shape");
 }
 
+// Outputs that share memory with an input or with each other (aliases no
+// larger than what they alias, so that before the check existed the calls
+// stayed in bounds).
+TEST_F(BadInput, RejectsOverlappingOutputs) {
+  const seqk::Seq2SeqAttentionInputs in = additive();
+  const std::vector<float> s0 = s, h0 = h, keys0 = keys, w_query0 = w_query, v0 = v, alpha0 = alpha_in,
+                           dcontext0 = dcontext;
+  const ConstView alpha_view(alpha_in.data(), {B, Tq, S}), dcontext_view(dcontext.data(), {B, Tq, Dh});
+  const View context_view(context.data(), {B, Tq, Dh}), alpha_out(alpha.data(), {B, Tq, S});
+  expect_error([&] { seqk::seq2seq_attention_forward(in, View(h.data(), {B, Tq, Dh}), alpha_out); },
+               "context overlaps an input");
+  expect_error([&] { seqk::seq2seq_attention_forward(in, context_view, View(context.data() + 3, {B, Tq, S})); },
+               "alpha overlaps context");
+  for (const auto& [member, alias, name] :
+       {std::tuple{&seqk::Seq2SeqAttentionGrads::ds, View(s.data(), {B, Tq, Ds}), "ds overlaps an input"},
+        std::tuple{&seqk::Seq2SeqAttentionGrads::ds, View(dcontext.data(), {B, Tq, Ds}), "ds overlaps an input"},
+        std::tuple{&seqk::Seq2SeqAttentionGrads::dh, View(h.data(), {B, S, Dh}), "dh overlaps an input"},
+        std::tuple{&seqk::Seq2SeqAttentionGrads::dkeys, View(keys.data(), {B, S, A}), "dkeys overlaps an input"},
+        std::tuple{&seqk::Seq2SeqAttentionGrads::dv, View(w_query.data(), {A}), "dv overlaps an input"},
+        std::tuple{&seqk::Seq2SeqAttentionGrads::dv, View(dw_query.data() + 2, {A}), "dv overlaps dw_query"}}) {
+    seqk::Seq2SeqAttentionGrads bad = grads();
+    bad.*member = alias;
+    expect_error([&] { seqk::seq2seq_attention_backward(in, alpha_view, dcontext_view, bad); }, name);
+  }
+  seqk::Seq2SeqAttentionGrads bad = grads();
+  bad.ds = View(dh.data(), {B, Tq, Ds});
+  expect_error([&] { seqk::seq2seq_attention_backward(in, alpha_view, dcontext_view, bad); }, "dh overlaps ds");
+
+  // The key projection: keys partly over h, in one buffer.
+  std::vector<float> both(B * S * Dh + B * S * A, kSentinel);
+  std::copy(h.begin(), h.end(), both.begin());
+  const ConstView h_view(h.data(), {B, S, Dh}), w_key_view(w_key.data(), {A, Dh});
+  expect_error([&] {
+    seqk::seq2seq_project_keys(ConstView(both.data(), {B, S, Dh}), w_key_view, View(both.data() + 8, {B, S, A}));
+  }, "keys overlaps an input");
+  EXPECT_TRUE(std::equal(h.begin(), h.end(), both.begin()));
+  const ConstView dkeys_view(keys.data(), {B, S, A});
+  expect_error([&] {
+    seqk::seq2seq_project_keys_backward(h_view, w_key_view, dkeys_view, View(h.data(), {B, S, Dh}),
+                                        View(dw_key.data(), {A, Dh}));
+  }, "dh overlaps an input");
+  expect_error([&] {
+    seqk::seq2seq_project_keys_backward(h_view, w_key_view, dkeys_view, View(dh.data(), {B, S, Dh}),
+                                        View(keys.data(), {A, Dh}));
+  }, "dw_key overlaps an input");
+  expect_error([&] {
+    seqk::seq2seq_project_keys_backward(h_view, w_key_view, dkeys_view, View(dh.data(), {B, S, Dh}),
+                                        View(dh.data() + 1, {A, Dh}));
+  }, "dw_key overlaps dh");
+  EXPECT_EQ(s, s0);
+  EXPECT_EQ(h, h0);
+  EXPECT_EQ(keys, keys0);
+  EXPECT_EQ(w_query, w_query0);
+  EXPECT_EQ(v, v0);
+  EXPECT_EQ(alpha_in, alpha0);
+  EXPECT_EQ(dcontext, dcontext0);
+}
+
 }  // namespace
 }  // namespace seqk_test

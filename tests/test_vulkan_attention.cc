@@ -6,11 +6,13 @@
 // multiples of a block, head sizes 1 to 128, fully masked rows (zeros, lse
 // −inf, no NaN); a length at which lavapipe's loop budget splits every walk
 // into several dispatches; the same bits on a second run; bad input.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -414,53 +416,97 @@ TEST_F(VulkanAttentionChecks, RejectsBadInputBeforeRecording) {
   const vk::AttentionBuffers good{B, H, Lq, Lk, dh, &q, &k, &v, false, good_lengths};
   const vk::AttentionGradBuffers grads{&dq, &dk, &dv};
   vk::Stream stream(device);
-  auto rejected = [&](const vk::AttentionBuffers& in) {
-    EXPECT_THROW(vk::attention_forward(stream, in, out, lse), seqk::Error);
-    EXPECT_THROW(vk::attention_backward(stream, in, out, lse, dout, grads), seqk::Error);
-    EXPECT_THROW(vk::attention_naive_forward(stream, in, out, probs), seqk::Error);
-    EXPECT_THROW(vk::attention_naive_backward(stream, in, probs, dout, grads), seqk::Error);
+  // `call` throws a seqk::Error whose message contains `expected`.
+  auto expect_error = [](const std::function<void()>& call, const std::string& expected) {
+    try {
+      call();
+      ADD_FAILURE() << "no seqk::Error (expected one mentioning \"" << expected << "\")";
+    } catch (const seqk::Error& e) {
+      EXPECT_THAT(e.what(), testing::HasSubstr(expected));
+    }
+  };
+  // Every entry point rejects `in`, given these outputs, for `expected`.
+  auto rejected_with = [&](const vk::AttentionBuffers& in, const std::string& expected, vk::Buffer& o,
+                           vk::Buffer& dO, const vk::AttentionGradBuffers& g) {
+    SCOPED_TRACE(expected);
+    expect_error([&] { vk::attention_forward(stream, in, o, lse); }, expected);
+    expect_error([&] { vk::attention_backward(stream, in, o, lse, dO, g); }, expected);
+    expect_error([&] { vk::attention_naive_forward(stream, in, o, probs); }, expected);
+    expect_error([&] { vk::attention_naive_backward(stream, in, probs, dO, g); }, expected);
+  };
+  auto rejected = [&](const vk::AttentionBuffers& in, const std::string& expected) {
+    rejected_with(in, expected, out, dout, grads);
   };
   vk::AttentionBuffers in = good;
   in.k = nullptr;
-  rejected(in);  // a missing input
+  rejected(in, "k is null");
   in = good;
   in.v = &short_buffer;
-  rejected(in);  // wrong size
+  rejected(in, "v holds 5 floats, expected 64");
   for (int64_t* size : {&in.batch, &in.heads, &in.queries, &in.keys, &in.head_size}) {
     in = good;
     *size = 0;
-    rejected(in);  // zero sizes
+    rejected(in, "B, H, Lq, Lk and dh must be > 0");
   }
+  {
+    // dh beyond the largest supported, with every buffer of the right size
+    // for it, so that only the head-size check can fire.
+    const int64_t big = vk::kAttentionMaxHeadSize + 1;
+    vk::Buffer q_big(device, B * H * Lq * big), k_big(device, B * H * Lk * big), v_big(device, B * H * Lk * big),
+        out_big(device, B * H * Lq * big), dout_big(device, B * H * Lq * big), dq_big(device, B * H * Lq * big),
+        dk_big(device, B * H * Lk * big), dv_big(device, B * H * Lk * big);
+    in = good;
+    in.head_size = big;
+    in.q = &q_big;
+    in.k = &k_big;
+    in.v = &v_big;
+    rejected_with(in, "dh = 129 exceeds 128", out_big, dout_big, {&dq_big, &dk_big, &dv_big});
+  }
+  // More keys than floats index exactly, with or without key lengths (the
+  // check fires on the sizes, before the buffers' sizes are looked at).
   in = good;
-  in.head_size = 129;
-  rejected(in);  // dh beyond the largest supported (the buffers would not match either)
-  for (const std::vector<int64_t>* lengths : {&too_long, &negative, &too_few}) {
+  in.keys = seqk::kAttentionMaxKeys + 1;
+  in.key_lengths = {};
+  rejected(in, "Lk = 16777217 exceeds 2^24");
+  // More queries than the causal mask's signed 32-bit ends allow (and B = H
+  // = dh = 1, within 32-bit indexing).
+  in = {1, 1, int64_t{1} << 31, Lk, 1, &q, &k, &v, true};
+  rejected(in, "Lq = 2147483648 exceeds 2^31 - 1");
+  // B·H beyond int64 (2^64 wraps to 0): caught before the product is formed.
+  in = good;
+  in.batch = in.heads = int64_t{1} << 32;
+  in.key_lengths = {};
+  rejected(in, "exceed 32-bit indexing");
+  for (const auto& [lengths, message] : {std::pair{&too_long, "key_lengths[1] = 5 is outside [0, Lk = 4]"},
+                                         std::pair{&negative, "key_lengths[0] = -1 is outside"},
+                                         std::pair{&too_few, "key_lengths has 1 entries"}}) {
     in = good;
     in.key_lengths = *lengths;
-    rejected(in);  // key lengths outside [0, Lk], or not one per batch row
+    rejected(in, message);  // key lengths outside [0, Lk], or not one per batch row
   }
   in = good;
   in.scale = std::numeric_limits<float>::quiet_NaN();
-  rejected(in);
+  rejected(in, "scale must be finite");
   in.scale = std::numeric_limits<float>::infinity();
-  rejected(in);
+  rejected(in, "scale must be finite");
 
   // Outputs that alias an input or each other; outputs of the wrong size.
-  EXPECT_THROW(vk::attention_forward(stream, good, q, lse), seqk::Error);
-  EXPECT_THROW(vk::attention_forward(stream, good, out, short_buffer), seqk::Error);
-  EXPECT_THROW(vk::attention_naive_forward(stream, good, out, out), seqk::Error);
-  EXPECT_THROW(vk::attention_backward(stream, good, out, lse, dout, {&dq, &dk, &dk}), seqk::Error);
-  EXPECT_THROW(vk::attention_backward(stream, good, out, lse, dout, {&dq, &dk, nullptr}), seqk::Error);
-  EXPECT_THROW(vk::attention_backward(stream, good, out, lse, dout, {&out, &dk, &dv}), seqk::Error);
-  EXPECT_THROW(vk::attention_naive_backward(stream, good, probs, dout, {&dq, &v, &dv}), seqk::Error);
-  EXPECT_THROW(vk::attention_naive_backward(stream, good, short_buffer, dout, grads), seqk::Error);
+  expect_error([&] { vk::attention_forward(stream, good, q, lse); }, "out and q are the same buffer");
+  expect_error([&] { vk::attention_forward(stream, good, out, short_buffer); }, "lse holds 5 floats");
+  expect_error([&] { vk::attention_naive_forward(stream, good, q, probs); }, "out and q are the same buffer");
+  expect_error([&] { vk::attention_backward(stream, good, out, lse, dout, {&dq, &dk, &dk}); }, "are the same buffer");
+  expect_error([&] { vk::attention_backward(stream, good, out, lse, dout, {&dq, &dk, nullptr}); }, "dv is null");
+  expect_error([&] { vk::attention_backward(stream, good, out, lse, dout, {&out, &dk, &dv}); }, "are the same buffer");
+  expect_error([&] { vk::attention_naive_backward(stream, good, probs, dout, {&dq, &v, &dv}); },
+               "dk and v are the same buffer");
+  expect_error([&] { vk::attention_naive_backward(stream, good, short_buffer, dout, grads); }, "probs holds 5 floats");
 
   // A buffer of another device (a second Device on the same GPU is another device).
   vk::Device other(device.info().index);
   vk::Buffer foreign(other, B * H * Lq * dh);
   in = good;
   in.q = &foreign;
-  rejected(in);
+  rejected(in, "q belongs to another device");
   EXPECT_EQ(stream.recorded(), 0u);
 
   // The good problem records.

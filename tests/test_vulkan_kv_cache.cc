@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "kv_cache_problem.h"
@@ -134,6 +136,19 @@ TEST_F(VulkanKvCache, RejectsBadInputRecordingNothing) {
   vk::Device device;
   const int64_t B = 2, H = 3, dh = 4, capacity = 5;
   EXPECT_THROW(vk::KvCache(device, B, 0, capacity, dh), seqk::Error);
+  // Sizes whose product overflows int64 (2^64 wraps to 0) or exceeds 32-bit
+  // indexing: a seqk::Error before any buffer is made.
+  constexpr int64_t k16 = int64_t{1} << 16, k62 = int64_t{1} << 62;
+  for (const auto& [b, h, c, d] : {std::tuple{int64_t{1}, int64_t{1}, k62, int64_t{1}}, std::tuple{k16, k16, k16, k16},
+                                   std::tuple{k62, int64_t{4}, int64_t{1}, int64_t{1}}}) {
+    SCOPED_TRACE(testing::Message() << b << " " << h << " " << c << " " << d);
+    try {
+      vk::KvCache huge(device, b, h, c, d);
+      ADD_FAILURE() << "no seqk::Error";
+    } catch (const seqk::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("floats per buffer"), std::string::npos) << e.what();
+    }
+  }
   vk::KvCache cache(device, B, H, capacity, dh);
   vk::Stream stream(device);
   vk::Buffer q(device, B * H * dh), out(device, B * H * dh), k3(device, B * H * 3 * dh), v3(device, B * H * 3 * dh),

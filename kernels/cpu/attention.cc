@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "kernels/cpu/attention_shape.h"
+#include "kernels/cpu/distinct.h"
 #include "seqk/aligned.h"
 #include "seqk/error.h"
 
@@ -589,6 +590,10 @@ AttentionShape check_attention_inputs(const AttentionInputs& in) {
   require_shape(q, "q", {B, H, Lq, dh});
   require_shape(k, "k", {B, H, Lk, dh});
   require_shape(v, "v", {B, H, Lk, dh});
+  // The tiled form compares key indices and visible-key counts as floats in
+  // vector lanes; whole numbers are exact only up to 2^24.
+  require(Lk <= kAttentionMaxKeys, "Lk = ", Lk, " exceeds 2^24 = ", kAttentionMaxKeys,
+          " (key indices are compared as floats, exact only up to 2^24)");
   if (!in.key_lengths.empty()) {
     require(static_cast<int64_t>(in.key_lengths.size()) == B, "key_lengths has ", in.key_lengths.size(),
             " entries, expected one per batch row (", B, ")");
@@ -617,6 +622,7 @@ void attention_forward(const AttentionInputs& in, View out, View lse, ThreadPool
   const int64_t B = in.q.dim(0), H = in.q.dim(1), Lq = in.q.dim(2), dh = in.q.dim(3);
   require_shape(out, "out", {B, H, Lq, dh});
   require_shape(lse, "lse", {B, H, Lq});
+  detail::require_distinct("", {{"out", out}, {"lse", lse}}, {in.q, in.k, in.v});
   const detail::FlashForwardArgs args{s, in.q.data(), in.k.data(), in.v.data(), out.data(), lse.data()};
   HWY_DYNAMIC_DISPATCH(FlashForward)(args, pool ? pool : &ThreadPool::global());
 }
@@ -631,6 +637,8 @@ void attention_backward(const AttentionInputs& in, ConstView out, ConstView lse,
   require_shape(grads.dq, "dq", {B, H, Lq, dh});
   require_shape(grads.dk, "dk", {B, H, Lk, dh});
   require_shape(grads.dv, "dv", {B, H, Lk, dh});
+  detail::require_distinct("", {{"dq", grads.dq}, {"dk", grads.dk}, {"dv", grads.dv}},
+                           {in.q, in.k, in.v, out, lse, dout});
   const detail::FlashBackwardArgs args{s,           in.q.data(),       in.k.data(),       in.v.data(),
                                        out.data(),  lse.data(),        dout.data(),       grads.dq.data(),
                                        grads.dk.data(), grads.dv.data()};

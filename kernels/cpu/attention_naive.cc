@@ -4,6 +4,7 @@
 // softmax's row-wise backward. Heads run one after another, each GEMM and
 // row pass over the whole pool.
 #include "kernels/cpu/attention_shape.h"
+#include "kernels/cpu/distinct.h"
 #include "seqk/aligned.h"
 #include "seqk/attention.h"
 #include "seqk/gemm.h"
@@ -26,6 +27,7 @@ void attention_naive_forward(const AttentionInputs& in, View out, View probs, Th
   const int64_t B = in.q.dim(0), H = in.q.dim(1), Lq = in.q.dim(2), dh = in.q.dim(3), Lk = in.k.dim(2);
   require_shape(out, "out", {B, H, Lq, dh});
   require_shape(probs, "probs", {B, H, Lq, Lk});
+  detail::require_distinct("", {{"out", out}, {"probs", probs}}, {in.q, in.k, in.v});
   pool = pool ? pool : &ThreadPool::global();
   for (size_t head = 0; head < s.heads_total(); ++head) {
     const View p = head_matrix(probs, head);
@@ -44,6 +46,7 @@ void attention_naive_backward(const AttentionInputs& in, ConstView probs, ConstV
   require_shape(grads.dq, "dq", {B, H, Lq, dh});
   require_shape(grads.dk, "dk", {B, H, Lk, dh});
   require_shape(grads.dv, "dv", {B, H, Lk, dh});
+  detail::require_distinct("", {{"dq", grads.dq}, {"dk", grads.dk}, {"dv", grads.dv}}, {in.q, in.k, in.v, probs, dout});
   pool = pool ? pool : &ThreadPool::global();
   AlignedVector dscores(static_cast<size_t>(Lq * Lk));
   const View ds(dscores.data(), {Lq, Lk});

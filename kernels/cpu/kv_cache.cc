@@ -176,8 +176,7 @@ void require_finite_values(const ConstView& view, const char* what, const char* 
 
 KvCache::KvCache(int64_t batch, int64_t heads, int64_t capacity, int64_t head_size)
     : batch_(batch), heads_(heads), capacity_(capacity), head_size_(head_size) {
-  detail::check_kv_cache_sizes(batch, heads, capacity, head_size);
-  keys_.assign(batch * heads * capacity * head_size, 0.0f);
+  keys_.assign(static_cast<size_t>(detail::check_kv_cache_sizes(batch, heads, capacity, head_size)), 0.0f);
   values_.assign(keys_.size(), 0.0f);
 }
 

@@ -21,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/distinct.h"
 #include "seqk/error.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -649,25 +650,6 @@ Dims check_inputs(const SelectiveScanInputs& in) {
   return dims;
 }
 
-bool overlap(const float* a, int64_t a_size, const float* b, int64_t b_size) {
-  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
-  return a && b && a0 < b0 + static_cast<uintptr_t>(b_size) * sizeof(float) &&
-         b0 < a0 + static_cast<uintptr_t>(a_size) * sizeof(float);
-}
-
-// No output may share memory with an input or another output.
-void require_distinct(std::initializer_list<std::pair<const char*, View>> outputs,
-                      std::initializer_list<ConstView> inputs) {
-  for (auto out = outputs.begin(); out != outputs.end(); ++out) {
-    for (const ConstView& in : inputs)
-      require(!overlap(out->second.data(), out->second.numel(), in.data(), in.numel()), "selective scan: ",
-              out->first, " overlaps an input");
-    for (auto other = outputs.begin(); other != out; ++other)
-      require(!overlap(out->second.data(), out->second.numel(), other->second.data(), other->second.numel()),
-              "selective scan: ", out->first, " overlaps ", other->first);
-  }
-}
-
 detail::SelectiveScanTensors tensors(const SelectiveScanInputs& in, const Dims& dims, int64_t chunk_steps) {
   auto ptr = [](const ConstView& v) { return v.empty() ? nullptr : v.data(); };
   detail::SelectiveScanTensors s{};
@@ -705,7 +687,8 @@ void selective_scan(const SelectiveScanInputs& in, View y, View h_last, Selectiv
   require(chunk_steps >= 1 && chunk_steps <= 4096, "selective scan: chunk_steps must be 1..4096, got ", chunk_steps);
   require_shape(y, "y", {dims.batch, dims.channels, dims.steps});
   if (!h_last.empty()) require_shape(h_last, "h_last", {dims.batch, dims.channels, dims.state});
-  require_distinct({{"y", y}, {"h_last", h_last}}, {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.h0});
+  detail::require_distinct("selective scan: ", {{"y", y}, {"h_last", h_last}},
+                           {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.h0});
   detail::SelectiveScanTensors s = tensors(in, dims, chunk_steps);
   s.y = y.data();
   s.h_last = h_last.empty() ? nullptr : h_last.data();
@@ -732,9 +715,11 @@ void selective_scan_backward(const SelectiveScanInputs& in, const SelectiveScanS
   require_grad(grads.dz, "dz", !in.z.empty(), {B, D, L});
   require_grad(grads.ddelta_bias, "ddelta_bias", !in.delta_bias.empty(), {D});
   if (!grads.dh0.empty()) require_shape(grads.dh0, "dh0", {B, D, N});
-  require_distinct({{"du", grads.du}, {"ddelta", grads.ddelta}, {"dA", grads.dA}, {"dB", grads.dB}, {"dC", grads.dC},
-                    {"dD", grads.dD}, {"dz", grads.dz}, {"ddelta_bias", grads.ddelta_bias}, {"dh0", grads.dh0}},
-                   {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.h0, dy, dh_last});
+  detail::require_distinct("selective scan: ",
+                           {{"du", grads.du}, {"ddelta", grads.ddelta}, {"dA", grads.dA}, {"dB", grads.dB},
+                            {"dC", grads.dC}, {"dD", grads.dD}, {"dz", grads.dz}, {"ddelta_bias", grads.ddelta_bias},
+                            {"dh0", grads.dh0}},
+                           {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.h0, dy, dh_last});
   detail::SelectiveScanTensors s = tensors(in, dims, saved.chunk_steps());
   auto ptr = [](const View& v) { return v.empty() ? nullptr : v.data(); };
   s.checkpoints = const_cast<float*>(SelectiveScanAccess::states(saved));  // read only in the backward
@@ -775,7 +760,8 @@ void selective_scan_step(const SelectiveScanStepInputs& in, View h, View y, Thre
   // NaN in A still shows as NaN in h and y; the forward checks A).
   require_finite(in.D, "D");
   require_finite(in.delta_bias, "delta_bias");
-  require_distinct({{"h", h}, {"y", y}}, {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias});
+  detail::require_distinct("selective scan: ", {{"h", h}, {"y", y}},
+                           {in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias});
   auto ptr = [](const ConstView& v) { return v.empty() ? nullptr : v.data(); };
   const detail::SelectiveStepTensors s{static_cast<size_t>(B), static_cast<size_t>(D), static_cast<size_t>(N),
                                        in.u.data(), in.delta.data(), in.A.data(), in.B.data(), in.C.data(),

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "kernels/cpu/distinct.h"
 #include "kernels/seq2seq_attention_args.h"
 #include "seqk/aligned.h"
 #include "seqk/error.h"
@@ -298,6 +299,7 @@ void seq2seq_attention_forward(const Seq2SeqAttentionInputs& in, View context, V
              S = static_cast<int64_t>(s.source), Dh = static_cast<int64_t>(s.value_size);
   require_shape(context, "context", {B, Tq, Dh});
   require_shape(alpha, "alpha", {B, Tq, S});
+  detail::require_distinct(kWho, {{"context", context}, {"alpha", alpha}}, {in.s, in.h, in.keys, in.w_query, in.v});
   pool = pool ? pool : &ThreadPool::global();
   AlignedVector projected;
   const float* queries = in.s.data();
@@ -335,6 +337,10 @@ void seq2seq_attention_backward(const Seq2SeqAttentionInputs& in, ConstView alph
     require_empty(grads.dw_query, "dw_query", s.score);
     require_empty(grads.dv, "dv", s.score);
   }
+  detail::require_distinct(kWho,
+                           {{"ds", grads.ds}, {"dh", grads.dh}, {"dkeys", grads.dkeys}, {"dw_query", grads.dw_query},
+                            {"dv", grads.dv}},
+                           {in.s, in.h, in.keys, in.w_query, in.v, alpha, dcontext});
   pool = pool ? pool : &ThreadPool::global();
 
   // Additive: the projected queries again, and their gradient and dv's

@@ -1,6 +1,7 @@
 // The key projection of seq2seq attention (seqk/seq2seq_attention.h),
 // keys = h · w_keyᵀ, and its backward: three GEMMs over all B·S encoder
 // rows at once.
+#include "kernels/cpu/distinct.h"
 #include "seqk/error.h"
 #include "seqk/gemm.h"
 #include "seqk/seq2seq_attention.h"
@@ -33,6 +34,7 @@ TensorView<T> rows_of(const TensorView<T>& t) {
 void seq2seq_project_keys(ConstView h, ConstView w_key, View keys, ThreadPool* pool) {
   check_projection(h, w_key);
   require_shape(keys, "keys", {h.dim(0), h.dim(1), w_key.dim(0)});
+  detail::require_distinct(kWho, {{"keys", keys}}, {h, w_key});
   gemm(rows_of(h), PackedMatrix(w_key), rows_of(keys), {}, pool);
 }
 
@@ -42,6 +44,7 @@ void seq2seq_project_keys_backward(ConstView h, ConstView w_key, ConstView dkeys
   require_shape(dkeys, "dkeys", {h.dim(0), h.dim(1), w_key.dim(0)});
   require_shape(dh, "dh", {h.dim(0), h.dim(1), h.dim(2)});
   require_shape(dw_key, "dw_key", {w_key.dim(0), w_key.dim(1)});
+  detail::require_distinct(kWho, {{"dh", dh}, {"dw_key", dw_key}}, {h, w_key, dkeys});
   const ConstView dk = rows_of(dkeys);
   GemmArgs accumulate;
   accumulate.accumulate = true;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/vulkan/runtime.h"
+#include "seqk/attention.h"
 #include "seqk/error.h"
 
 namespace seqk::vk {
@@ -52,11 +53,22 @@ Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool ma
   require(B > 0 && H > 0 && Lq > 0 && Lk > 0 && dh > 0, "vulkan attention: B, H, Lq, Lk and dh must be > 0, got B = ",
           B, ", H = ", H, ", Lq = ", Lq, ", Lk = ", Lk, ", dh = ", dh);
   require(dh <= kAttentionMaxHeadSize, "vulkan attention: dh = ", dh, " exceeds ", kAttentionMaxHeadSize);
+  // The CPU's limit, with or without key lengths, so both backends take the
+  // same problems; here the shaders read key lengths as floats (exact up to
+  // 2^24) and form the causal mask's ends as signed 32-bit ints.
+  require(Lk <= kAttentionMaxKeys, "vulkan attention: Lk = ", Lk, " exceeds 2^24 = ", kAttentionMaxKeys,
+          " (the CPU's limit; key lengths reach the shaders as floats, exact only up to 2^24)");
+  // i + Lk − Lq + 1 in signed 32-bit (shaders/attention.glsl) is exact for
+  // i < Lq only while Lq fits an int.
+  require(Lq <= std::numeric_limits<int32_t>::max(), "vulkan attention: Lq = ", Lq,
+          " exceeds 2^31 - 1 (the shaders form the causal mask's ends as signed 32-bit ints)");
   // 32-bit indexing in the shaders: of q, k, v and, in the naive form, of
   // the probabilities.
   constexpr int64_t kMaxIndex = std::numeric_limits<uint32_t>::max();
   const int64_t row_size = materialises_probs ? std::max(dh, Lk) : dh;
-  require(B * H <= kMaxIndex / std::max(Lq, Lk) && B * H * std::max(Lq, Lk) <= kMaxIndex / row_size,
+  // H against kMaxIndex / B first, so that B·H is formed only when it fits.
+  require(H <= kMaxIndex / B && B * H <= kMaxIndex / std::max(Lq, Lk) &&
+              B * H * std::max(Lq, Lk) <= kMaxIndex / row_size,
           "vulkan attention: B = ", B, ", H = ", H, ", Lq = ", Lq, ", Lk = ", Lk, ", dh = ", dh,
           " exceed 32-bit indexing", materialises_probs ? " of the probabilities" : "");
   require(B * H <= d.limits.maxComputeWorkGroupCount[1] &&
@@ -72,8 +84,6 @@ Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool ma
       require(in.key_lengths[b] >= 0 && in.key_lengths[b] <= Lk, "vulkan attention: key_lengths[", b, "] = ",
               in.key_lengths[b], " is outside [0, Lk = ", Lk, "]");
     }
-    // The shaders read them as floats, exact up to 2^24.
-    require(Lk <= (int64_t{1} << 24), "vulkan attention: Lk = ", Lk, " exceeds 2^24 with key_lengths");
   }
   args.insert(args.begin(), {{"q", in.q, B * H * Lq * dh, false},
                              {"k", in.k, B * H * Lk * dh, false},

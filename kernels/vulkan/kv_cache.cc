@@ -38,12 +38,11 @@ void require_buffer(const Device::Impl& device, const char* where, const char* n
 
 KvCache::KvCache(Device& device, int64_t batch, int64_t heads, int64_t capacity, int64_t head_size)
     : device_(&device), batch_(batch), heads_(heads), capacity_(capacity), head_size_(head_size) {
-  seqk::detail::check_kv_cache_sizes(batch, heads, capacity, head_size);
   // The shaders index with 32 bits.
-  require(batch * heads * capacity * head_size <= std::numeric_limits<uint32_t>::max(),
-          "vulkan kv cache: B·H·capacity·dh = ", batch * heads * capacity * head_size, " exceeds 32-bit indexing");
-  keys_ = std::make_unique<Buffer>(device, batch * heads * capacity * head_size);
-  values_ = std::make_unique<Buffer>(device, batch * heads * capacity * head_size);
+  const int64_t floats = seqk::detail::check_kv_cache_sizes(batch, heads, capacity, head_size,
+                                                            std::numeric_limits<uint32_t>::max());
+  keys_ = std::make_unique<Buffer>(device, floats);
+  values_ = std::make_unique<Buffer>(device, floats);
 }
 
 void KvCache::append(Stream& stream, const Buffer& k, const Buffer& v, int64_t positions) {

@@ -15,7 +15,9 @@
 //   (claim S2), not to be used for long sequences.
 //
 // Layout: q (B, H, Lq, dh); k, v (B, H, Lk, dh); out (B, H, Lq, dh); all
-// contiguous. scale defaults to 1/sqrt(dh).
+// contiguous. scale defaults to 1/sqrt(dh). Lk is at most kAttentionMaxKeys
+// (2^24): the tiled form compares key indices as floats in vector lanes.
+// No output may share memory with an input or another output.
 //
 // Masks. Query i of batch row b sees the keys j < visible(b, i), a prefix:
 //   visible(b, i) = min(key_length[b], causal ? i + Lk − Lq + 1 : Lk),
@@ -40,6 +42,10 @@
 #include "seqk/thread_pool.h"
 
 namespace seqk {
+
+// The most keys (Lk) a problem may have, on the CPU and on Vulkan: floats
+// hold whole numbers exactly only up to 2^24.
+inline constexpr int64_t kAttentionMaxKeys = int64_t{1} << 24;
 
 struct AttentionInputs {
   ConstView q;                           // (B, H, Lq, dh)

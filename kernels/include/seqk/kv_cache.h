@@ -45,7 +45,8 @@ struct KvDecodeOptions {
 
 class KvCache {
  public:
-  // All sizes >= 1. Allocates 2·B·H·capacity·dh floats (zeros).
+  // All sizes >= 1, with B·H·capacity·dh at most 2^63 bytes' worth of floats
+  // (checked without overflow). Allocates 2·B·H·capacity·dh floats (zeros).
   KvCache(int64_t batch, int64_t heads, int64_t capacity, int64_t head_size);
 
   int64_t batch() const { return batch_; }

@@ -25,7 +25,8 @@
 // Shapes: s (B, Tq, Ds): Tq decoder steps at once (teacher forcing) or one
 // (decoding); h (B, S, Dh), right-padded; lengths (B), each in [0, S]
 // (empty: every position valid). A row with length 0 gets α = 0 and a zero
-// context, and passes zero gradients back; no NaN. All views contiguous.
+// context, and passes zero gradients back; no NaN. All views contiguous;
+// no output may share memory with an input or another output.
 // Results do not depend on the number of threads.
 #pragma once
 

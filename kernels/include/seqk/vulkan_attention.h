@@ -39,7 +39,7 @@ namespace seqk::vk {
 inline constexpr int64_t kAttentionMaxHeadSize = 128;
 
 struct AttentionBuffers {
-  int64_t batch = 0, heads = 0, queries = 0, keys = 0, head_size = 0;  // B, H, Lq, Lk, dh
+  int64_t batch = 0, heads = 0, queries = 0, keys = 0, head_size = 0;  // B, H, Lq (< 2^31), Lk (<= 2^24), dh
   const Buffer* q = nullptr;                                          // (B, H, Lq, dh)
   const Buffer *k = nullptr, *v = nullptr;                            // (B, H, Lk, dh)
   bool causal = false;                   // bottom-right aligned, as on the CPU
