@@ -17,6 +17,9 @@
 #include "seqk/error.h"
 
 namespace seqk::vk {
+
+using detail::BufferArg;
+using detail::check_buffers;
 namespace {
 
 // Push-constant flags (shaders/attention.glsl).
@@ -31,13 +34,6 @@ constexpr uint32_t kRowThreads = 64;
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
-
-struct BufferArg {
-  const char* name;
-  const Buffer* buffer;
-  int64_t size;  // floats it must hold
-  bool written;
-};
 
 // What every entry point checks before recording anything.
 struct Problem {
@@ -85,23 +81,10 @@ Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool ma
               in.key_lengths[b], " is outside [0, Lk = ", Lk, "]");
     }
   }
-  args.insert(args.begin(), {{"q", in.q, B * H * Lq * dh, false},
-                             {"k", in.k, B * H * Lk * dh, false},
-                             {"v", in.v, B * H * Lk * dh, false}});
-  for (const BufferArg& arg : args) {
-    require(arg.buffer != nullptr, "vulkan attention: ", arg.name, " is null");
-    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan attention: ", arg.name, " holds ",
-            arg.buffer->size(), " floats, expected ", arg.size);
-    require(arg.buffer->impl().device == &d, "vulkan attention: ", arg.name, " belongs to another device");
-  }
-  // The shaders read inputs after writing outputs, and the outputs apart.
-  for (const BufferArg& out : args) {
-    if (!out.written) continue;
-    for (const BufferArg& other : args) {
-      require(&other == &out || other.buffer != out.buffer, "vulkan attention: ", out.name, " and ", other.name,
-              " are the same buffer; outputs must not share a buffer with any other argument");
-    }
-  }
+  args.insert(args.begin(), {{"q", in.q, B * H * Lq * dh, false, false},
+                             {"k", in.k, B * H * Lk * dh, false, false},
+                             {"v", in.v, B * H * Lk * dh, false, false}});
+  check_buffers(d, "vulkan attention: ", args);
   return {B, H, Lq, Lk, dh, scale, (in.causal ? kCausal : 0) | (in.key_lengths.empty() ? 0 : kHasLengths)};
 }
 
@@ -195,8 +178,9 @@ void record_rows(Stream& stream, detail::Kernel& kernel, std::span<const Buffer*
 
 void attention_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, Buffer& lse) {
   Device::Impl& d = stream.device().impl();
-  const Problem s = check_problem(d, in, false, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
-                                          {"lse", &lse, in.batch * in.heads * in.queries, true}});
+  const Problem s = check_problem(d, in, false,
+                                  {{"out", &out, in.batch * in.heads * in.queries * in.head_size, false, true},
+                                   {"lse", &lse, in.batch * in.heads * in.queries, false, true}});
   require_shared(d, 2 * kStagedRows * s.dh);
   const uint64_t dh = s.dh;
   const int64_t span = rows_per_dispatch(d, s.Lk, kStagedRows, forward_block_loops(dh), 2 * dh);
@@ -211,12 +195,12 @@ void attention_backward(Stream& stream, const AttentionBuffers& in, const Buffer
   Device::Impl& d = stream.device().impl();
   const int64_t q_size = in.batch * in.heads * in.queries * in.head_size;
   const int64_t k_size = in.batch * in.heads * in.keys * in.head_size;
-  const Problem s = check_problem(d, in, false, {{"out", &out, q_size, false},
-                                          {"lse", &lse, in.batch * in.heads * in.queries, false},
-                                          {"dout", &dout, q_size, false},
-                                          {"dq", grads.dq, q_size, true},
-                                          {"dk", grads.dk, k_size, true},
-                                          {"dv", grads.dv, k_size, true}});
+  const Problem s = check_problem(d, in, false, {{"out", &out, q_size, false, false},
+                                          {"lse", &lse, in.batch * in.heads * in.queries, false, false},
+                                          {"dout", &dout, q_size, false, false},
+                                          {"dq", grads.dq, q_size, false, true},
+                                          {"dk", grads.dk, k_size, false, true},
+                                          {"dv", grads.dv, k_size, false, true}});
   require_shared(d, 2 * kStagedRows * (s.dh + 1));
   const uint64_t dh = s.dh;
   const int64_t key_span = rows_per_dispatch(d, s.Lk, kStagedRows, gradient_block_loops(dh), 2 * dh);
@@ -242,8 +226,9 @@ void attention_backward(Stream& stream, const AttentionBuffers& in, const Buffer
 
 void attention_naive_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, Buffer& probs) {
   Device::Impl& d = stream.device().impl();
-  const Problem s = check_problem(d, in, true, {{"out", &out, in.batch * in.heads * in.queries * in.head_size, true},
-                                          {"probs", &probs, in.batch * in.heads * in.queries * in.keys, true}});
+  const Problem s = check_problem(d, in, true,
+                                  {{"out", &out, in.batch * in.heads * in.queries * in.head_size, false, true},
+                                   {"probs", &probs, in.batch * in.heads * in.queries * in.keys, false, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
   require_rows_fit(d, Lk, 3, 2);
   // The scores Q_h·K_hᵀ straight into probs, head by head.
@@ -272,11 +257,12 @@ void attention_naive_backward(Stream& stream, const AttentionBuffers& in, const 
   Device::Impl& d = stream.device().impl();
   const int64_t q_size = in.batch * in.heads * in.queries * in.head_size;
   const int64_t k_size = in.batch * in.heads * in.keys * in.head_size;
-  const Problem s = check_problem(d, in, true, {{"probs", &probs, in.batch * in.heads * in.queries * in.keys, false},
-                                          {"dout", &dout, q_size, false},
-                                          {"dq", grads.dq, q_size, true},
-                                          {"dk", grads.dk, k_size, true},
-                                          {"dv", grads.dv, k_size, true}});
+  const Problem s = check_problem(d, in, true,
+                                  {{"probs", &probs, in.batch * in.heads * in.queries * in.keys, false, false},
+                                   {"dout", &dout, q_size, false, false},
+                                   {"dq", grads.dq, q_size, false, true},
+                                   {"dk", grads.dk, k_size, false, true},
+                                   {"dv", grads.dv, k_size, false, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
   require_rows_fit(d, Lk, 2, 1);
   struct SoftmaxBackwardPush {

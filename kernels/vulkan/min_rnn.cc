@@ -17,6 +17,9 @@
 
 namespace seqk::vk {
 
+using detail::BufferArg;
+using detail::check_buffers;
+
 struct MinRnnLayer::Impl {
   // Parameters, and a 1 that the bias-gradient GEMM multiplies with.
   // shared_ptr: recorded work keeps them alive.
@@ -33,36 +36,6 @@ namespace {
 constexpr uint32_t kElementwiseGroup = 256;
 
 const char* kind_name(MinRnnKind kind) { return kind == MinRnnKind::kGru ? "minGRU" : "minLSTM"; }
-
-// One buffer argument of a record call.
-struct BufferArg {
-  const char* name;
-  const Buffer* buffer;  // null: absent
-  int64_t size;          // floats it must hold
-  bool optional, written;
-};
-
-// Every argument present where required, of the right size, on the layer's
-// device; no written buffer shared with any other argument (the backward
-// reads x, y and h0 after writing some outputs).
-void check_buffers(const Device::Impl& device, std::initializer_list<BufferArg> args) {
-  for (const BufferArg& arg : args) {
-    if (arg.buffer == nullptr) {
-      require(arg.optional, "vulkan min-RNN: ", arg.name, " is null");
-      continue;
-    }
-    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan min-RNN: ", arg.name, " holds ",
-            arg.buffer->size(), " floats, expected ", arg.size);
-    require(arg.buffer->impl().device == &device, "vulkan min-RNN: ", arg.name, " belongs to another device");
-  }
-  for (const BufferArg& out : args) {
-    if (!out.written || out.buffer == nullptr) continue;
-    for (const BufferArg& other : args) {
-      require(&other == &out || other.buffer != out.buffer, "vulkan min-RNN: ", out.name, " and ", other.name,
-              " are the same buffer; outputs must not share a buffer with any other argument");
-    }
-  }
-}
 
 // What the dispatches need of T, B and the sizes, so that a call that
 // passes records all of them: 32-bit indexing in every shader, the GEMMs'
@@ -161,7 +134,7 @@ void MinRnnLayer::record_forward_impl(Stream& stream, const MinRnnForwardBuffers
   Device::Impl& dev = device_.impl();
   check_sizes(dev, steps, batch, d, width, h);
   const int64_t rows = steps * batch;
-  check_buffers(dev, {{"x", args.x, rows * d, false, false},
+  check_buffers(dev, "vulkan min-RNN: ", {{"x", args.x, rows * d, false, false},
                       {"h0", args.h0, batch * h, true, false},
                       {"y", args.y, rows * h, false, true}});
 
@@ -207,13 +180,13 @@ void MinRnnLayer::record_backward(Stream& stream, const MinRnnBackwardBuffers& a
   require(saved.steps_ == steps && saved.batch_ == batch, "saved comes from a forward with T = ", saved.steps_,
           ", B = ", saved.batch_, ", but the arguments have T = ", steps, ", B = ", batch);
   require(saved.kind_ == kind_ && saved.input_size_ == d && saved.hidden_size_ == h, "saved comes from a ",
-          kind_name(saved.kind_), " layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_, ", but this is a ",
-          kind_name(kind_), " layer with D = ", d, ", H = ", h);
+          kind_name(saved.kind_), " layer with D = ", saved.input_size_, ", H = ", saved.hidden_size_,
+          ", but this is a ", kind_name(kind_), " layer with D = ", d, ", H = ", h);
   Device::Impl& dev = device_.impl();
   require(saved.pre_->impl().device == &dev, "vulkan min-RNN: saved belongs to another device");
   check_sizes(dev, steps, batch, d, width, h);
   const int64_t rows = steps * batch;
-  check_buffers(dev, {{"x", args.x, rows * d, false, false},
+  check_buffers(dev, "vulkan min-RNN: ", {{"x", args.x, rows * d, false, false},
                       {"h0", args.h0, batch * h, true, false},
                       {"y", args.y, rows * h, false, false},
                       {"dy", args.dy, rows * h, false, false},

@@ -18,6 +18,9 @@
 
 namespace seqk::vk {
 
+using detail::BufferArg;
+using detail::check_buffers;
+
 using detail::Operand;
 
 namespace {
@@ -92,37 +95,6 @@ void check_grid(const Device::Impl& d, int64_t hidden, int64_t batch, const Step
   require(groups_x <= d.limits.maxComputeWorkGroupCount[0] && groups_y <= d.limits.maxComputeWorkGroupCount[1],
           "vulkan recurrent layer: H = ", hidden, ", B = ", batch, " need ", groups_x, " x ", groups_y,
           " workgroups per step, more than the device allows");
-}
-
-// One buffer argument of a record call.
-struct BufferArg {
-  const char* name;
-  const Buffer* buffer;  // null: absent
-  int64_t size;          // floats it must hold
-  bool optional, written;
-};
-
-// Before anything is recorded: every argument present where required, of
-// the right size, on the layer's device; and no written buffer shared with
-// any other argument (backward reads x, y, h0 and c0 after writing some
-// outputs, and a step reads all of h_{t-1} while writing c_t).
-void check_buffers(const Device::Impl& device, std::initializer_list<BufferArg> args) {
-  for (const BufferArg& arg : args) {
-    if (arg.buffer == nullptr) {
-      require(arg.optional, "vulkan recurrent layer: ", arg.name, " is null");
-      continue;
-    }
-    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan recurrent layer: ", arg.name, " holds ",
-            arg.buffer->size(), " floats, expected ", arg.size);
-    require(arg.buffer->impl().device == &device, "vulkan recurrent layer: ", arg.name, " belongs to another device");
-  }
-  for (const BufferArg& out : args) {
-    if (!out.written || out.buffer == nullptr) continue;
-    for (const BufferArg& other : args) {
-      require(&other == &out || other.buffer != out.buffer, "vulkan recurrent layer: ", out.name, " and ", other.name,
-              " are the same buffer; outputs must not share a buffer with any other argument");
-    }
-  }
 }
 
 // Where each step's rows are: rows [offsets[t], offsets[t+1]) of x, y and
@@ -273,13 +245,15 @@ void RecurrentLayer::record_forward_impl(Stream& stream, const RecurrentForwardB
   require(lstm || (args.c0 == nullptr && args.c_n == nullptr), "c0 / c_n given, but a ", to_string(cell_),
           " layer has no cell state (only the LSTM has)");
   check_indexing(rows, 1, std::max(gates, d));
-  check_buffers(device_.impl(), {{"x", args.x, rows * d, false, false},
-                                 {"y", args.y, rows * h, false, true},
-                                 {"h0", args.h0, batch * h, true, false},
-                                 {"c0", args.c0, batch * h, true, false},
-                                 {"h_n", args.h_n, batch * h, true, true},
-                                 {"c_n", args.c_n, batch * h, true, true}});
-  require(steps < (int64_t{1} << 24), "vulkan recurrent layer: T = ", steps, " is too long (the shaders compare steps as floats)");
+  check_buffers(device_.impl(), "vulkan recurrent layer: ",
+                {{"x", args.x, rows * d, false, false},
+                 {"y", args.y, rows * h, false, true},
+                 {"h0", args.h0, batch * h, true, false},
+                 {"c0", args.c0, batch * h, true, false},
+                 {"h_n", args.h_n, batch * h, true, true},
+                 {"c_n", args.c_n, batch * h, true, true}});
+  require(steps < (int64_t{1} << 24), "vulkan recurrent layer: T = ", steps,
+          " is too long (the shaders compare steps as floats)");
   const std::shared_ptr<Buffer> lengths = upload_lengths(device_, stream, args.lengths, steps, batch);
   Device::Impl& dev = device_.impl();
   const uint64_t slots = gates_per_unit(cell_) == 1 ? 1 : 4;
@@ -396,21 +370,23 @@ void RecurrentLayer::record_backward(Stream& stream, const RecurrentBackwardBuff
   require(lstm || (args.c0 == nullptr && args.dc_n == nullptr && args.dc0 == nullptr), "c0 / dc_n / dc0 given, but a ",
           to_string(cell_), " layer has no cell state (only the LSTM has)");
   check_indexing(rows, 1, std::max(gates, d));
-  check_buffers(device_.impl(), {{"x", args.x, rows * d, false, false},
-                                 {"y", args.y, rows * h, false, false},
-                                 {"h0", args.h0, batch * h, true, false},
-                                 {"c0", args.c0, batch * h, true, false},
-                                 {"dy", args.dy, rows * h, false, false},
-                                 {"dh_n", args.dh_n, batch * h, true, false},
-                                 {"dc_n", args.dc_n, batch * h, true, false},
-                                 {"dx", args.dx, rows * d, true, true},
-                                 {"dh0", args.dh0, batch * h, true, true},
-                                 {"dc0", args.dc0, batch * h, true, true},
-                                 {"grads.w_ih", grads.w_ih, gates * d, false, true},
-                                 {"grads.w_hh", grads.w_hh, gates * h, false, true},
-                                 {"grads.b_ih", grads.b_ih, gates, false, true},
-                                 {"grads.b_hh", grads.b_hh, gates, false, true}});
-  require(steps < (int64_t{1} << 24), "vulkan recurrent layer: T = ", steps, " is too long (the shaders compare steps as floats)");
+  check_buffers(device_.impl(), "vulkan recurrent layer: ",
+                {{"x", args.x, rows * d, false, false},
+                 {"y", args.y, rows * h, false, false},
+                 {"h0", args.h0, batch * h, true, false},
+                 {"c0", args.c0, batch * h, true, false},
+                 {"dy", args.dy, rows * h, false, false},
+                 {"dh_n", args.dh_n, batch * h, true, false},
+                 {"dc_n", args.dc_n, batch * h, true, false},
+                 {"dx", args.dx, rows * d, true, true},
+                 {"dh0", args.dh0, batch * h, true, true},
+                 {"dc0", args.dc0, batch * h, true, true},
+                 {"grads.w_ih", grads.w_ih, gates * d, false, true},
+                 {"grads.w_hh", grads.w_hh, gates * h, false, true},
+                 {"grads.b_ih", grads.b_ih, gates, false, true},
+                 {"grads.b_hh", grads.b_hh, gates, false, true}});
+  require(steps < (int64_t{1} << 24), "vulkan recurrent layer: T = ", steps,
+          " is too long (the shaders compare steps as floats)");
   const std::shared_ptr<Buffer> lengths = upload_lengths(device_, stream, args.lengths, steps, batch);
   Device::Impl& dev = device_.impl();
   const StepShape shape = step_shape(dev, h, gates, 4, 4, batch, "backward step");

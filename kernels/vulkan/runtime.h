@@ -7,6 +7,7 @@
 #include <vulkan/vulkan.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -239,6 +240,26 @@ std::vector<int64_t> step_offsets(int64_t steps, int64_t batch, std::span<const 
 // channels on the device: for callers that check everything before they
 // record anything.
 void check_linear_scan(const Device::Impl& device, int64_t steps, int64_t channels);
+
+// One buffer argument of an entry point, for check_buffers.
+struct BufferArg {
+  const char* name;
+  const Buffer* buffer;  // null: absent
+  int64_t size;          // floats it must hold
+  bool optional, written;
+};
+
+// Before anything is recorded: every argument present unless optional, of
+// its size, on `device`; and no written buffer shared with any other
+// argument (kernels read inputs after writing outputs, and write outputs
+// apart). Messages start with `who` (e.g. "vulkan attention: ").
+void check_buffers(const Device::Impl& device, const char* who, std::span<const BufferArg> args);
+inline void check_buffers(const Device::Impl& device, const char* who, std::initializer_list<BufferArg> args) {
+  check_buffers(device, who, std::span<const BufferArg>(args.begin(), args.size()));
+}
+
+// True when the product of the (positive) factors fits 32-bit indexing.
+bool fits_u32(std::initializer_list<int64_t> factors);
 
 // Records dst[i] = value for every element.
 void fill(Stream& stream, Buffer& dst, float value);

@@ -19,6 +19,10 @@
 
 namespace seqk::vk {
 
+using detail::BufferArg;
+using detail::check_buffers;
+using detail::fits_u32;
+
 // Fills a SelectiveScanSaved (its fields are private to users).
 struct SelectiveScanSavedAccess {
   static void fill(SelectiveScanSaved& saved, const SelectiveScanBuffers& in, int64_t chunk, int64_t chunks,
@@ -50,47 +54,6 @@ constexpr uint32_t kLastChunk = 16, kHasGradLast = 32;         // backward
 constexpr uint32_t kWriteSkip = 1, kWriteBias = 2;             // reduce
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
-
-// One buffer argument of an entry point.
-struct BufferArg {
-  const char* name;
-  const Buffer* buffer;  // null: absent
-  int64_t size;          // floats it must hold
-  bool optional, written;
-};
-
-// Before anything is recorded: every argument present where required, of
-// the right size, on the stream's device; no written buffer shared with any
-// other argument (the shaders read inputs after writing outputs).
-void check_buffers(const Device::Impl& device, const std::vector<BufferArg>& args) {
-  for (const BufferArg& arg : args) {
-    if (arg.buffer == nullptr) {
-      require(arg.optional, "vulkan selective scan: ", arg.name, " is null");
-      continue;
-    }
-    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, "vulkan selective scan: ", arg.name, " holds ",
-            arg.buffer->size(), " floats, expected ", arg.size);
-    require(arg.buffer->impl().device == &device, "vulkan selective scan: ", arg.name, " belongs to another device");
-  }
-  for (const BufferArg& out : args) {
-    if (!out.written || out.buffer == nullptr) continue;
-    for (const BufferArg& other : args) {
-      require(&other == &out || other.buffer != out.buffer, "vulkan selective scan: ", out.name, " and ", other.name,
-              " are the same buffer; outputs must not share a buffer with any other argument");
-    }
-  }
-}
-
-// True when the product of the (positive) factors fits 32-bit indexing.
-bool fits_u32(std::initializer_list<int64_t> factors) {
-  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
-  int64_t product = 1;
-  for (int64_t factor : factors) {
-    if (factor > kMax / product) return false;
-    product *= factor;
-  }
-  return true;
-}
 
 void check_sizes(int64_t batch, int64_t channels, int64_t steps, int64_t state) {
   require(batch > 0 && channels > 0 && steps > 0 && state > 0, "vulkan selective scan: B, D, L and N must be > 0, got B = ",
@@ -211,7 +174,7 @@ void selective_scan(Stream& stream, const SelectiveScanBuffers& in, Buffer& y, B
   std::vector<BufferArg> args = input_args(in);
   args.push_back({"y", &y, in.batch * in.channels * in.steps, false, true});
   args.push_back({"h_last", h_last, in.batch * in.channels * in.state, true, true});
-  check_buffers(d, args);
+  check_buffers(d, "vulkan selective scan: ", args);
 
   // Without h_last the state still needs a home between passes.
   std::shared_ptr<Buffer> state_scratch;
@@ -241,10 +204,11 @@ void selective_scan_backward(Stream& stream, const SelectiveScanBuffers& in, con
   check_indexing(B, D, L, N, chunk);
   require(backward_loops(chunk, N) < detail::loop_budget(d), "vulkan selective scan: a chunk of ", chunk,
           " steps at N = ", N, " does not fit the device's loop budget");
-  require(static_cast<uint64_t>(std::max(B, D)) < detail::loop_budget(d), "vulkan selective scan: B = ", B,
-          ", D = ", D, " are too large for the device's loop budget");
-  require(d.limits.maxPerStageDescriptorStorageBuffers >= kBackwardBindings, "vulkan selective scan: the backward binds ",
-          kBackwardBindings, " storage buffers; the device allows ", d.limits.maxPerStageDescriptorStorageBuffers);
+  require(static_cast<uint64_t>(std::max(B, D)) < detail::loop_budget(d), "vulkan selective scan: B = ", B, ", D = ", D,
+          " are too large for the device's loop budget");
+  require(d.limits.maxPerStageDescriptorStorageBuffers >= kBackwardBindings,
+          "vulkan selective scan: the backward binds ", kBackwardBindings, " storage buffers; the device allows ",
+          d.limits.maxPerStageDescriptorStorageBuffers);
   std::vector<BufferArg> args = input_args(in);
   args.insert(args.end(), {{"saved states", states.get(), B * D * chunks * N, false, false},
                            {"dy", &dy, B * D * L, false, false},
@@ -258,7 +222,7 @@ void selective_scan_backward(Stream& stream, const SelectiveScanBuffers& in, con
                            {"dz", grads.dz, B * D * L, true, true},
                            {"ddelta_bias", grads.ddelta_bias, D, true, true},
                            {"dh0", grads.dh0, B * D * N, true, true}});
-  check_buffers(d, args);
+  check_buffers(d, "vulkan selective scan: ", args);
   for (const auto& [input, grad, name] : {std::tuple{in.D, grads.dD, "dD"}, {in.z, grads.dz, "dz"},
                                           {in.delta_bias, grads.ddelta_bias, "ddelta_bias"}}) {
     require((input == nullptr) == (grad == nullptr), "vulkan selective scan: ", name,
@@ -315,7 +279,7 @@ void selective_scan_step(Stream& stream, const SelectiveScanStepBuffers& in, Buf
   check_sizes(B, D, 1, N);
   check_indexing(B, D, 1, N, 1);
   const int64_t pass = pass_steps(stream.device().impl(), 1, 1, N);
-  check_buffers(stream.device().impl(), {{"u", in.u, B * D, false, false},
+  check_buffers(stream.device().impl(), "vulkan selective scan: ", {{"u", in.u, B * D, false, false},
                                          {"delta", in.delta, B * D, false, false},
                                          {"A", in.A, D * N, false, false},
                                          {"B", in.B, B * N, false, false},

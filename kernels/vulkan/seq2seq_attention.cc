@@ -17,6 +17,10 @@
 #include "seqk/error.h"
 
 namespace seqk::vk {
+
+using detail::BufferArg;
+using detail::check_buffers;
+using detail::fits_u32;
 namespace {
 
 using Shape = seqk::detail::Seq2SeqShape;
@@ -38,44 +42,9 @@ struct Push {
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 
-struct BufferArg {
-  const char* name;
-  const Buffer* buffer;
-  int64_t size;  // floats it must hold
-  bool written;
-};
-
-// Before anything is recorded: every argument present, of the right size,
-// on the stream's device; no written buffer shared with another argument.
-void check_buffers(const Device::Impl& device, std::span<const BufferArg> args) {
-  for (const BufferArg& arg : args) {
-    require(arg.buffer != nullptr, kWho, arg.name, " is null");
-    require(static_cast<int64_t>(arg.buffer->size()) == arg.size, kWho, arg.name, " holds ", arg.buffer->size(),
-            " floats, expected ", arg.size);
-    require(arg.buffer->impl().device == &device, kWho, arg.name, " belongs to another device");
-  }
-  for (const BufferArg& out : args) {
-    if (!out.written) continue;
-    for (const BufferArg& other : args) {
-      require(&other == &out || other.buffer != out.buffer, kWho, out.name, " and ", other.name,
-              " are the same buffer; outputs must not share a buffer with any other argument");
-    }
-  }
-}
-
 // Null exactly where the score has no such tensor.
 void require_absent(const void* buffer, const char* name, Seq2SeqScore score) {
   require(buffer == nullptr, kWho, name, " must be null for ", to_string(score), " scoring");
-}
-
-bool fits_u32(std::initializer_list<int64_t> factors) {
-  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
-  int64_t product = 1;
-  for (int64_t factor : factors) {
-    if (factor > kMax / product) return false;
-    product *= factor;
-  }
-  return true;
 }
 
 int64_t div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -112,11 +81,12 @@ Shape check_inputs(const Device::Impl& d, const Seq2SeqAttentionBuffers& in) {
 // The buffers of `in` that the score reads, with their sizes.
 std::vector<BufferArg> input_args(const Seq2SeqAttentionBuffers& in, const Shape& s) {
   const int64_t B = in.batch, S = in.source, Dh = in.value_size, K = static_cast<int64_t>(s.key_size);
-  std::vector<BufferArg> args = {{"s", in.s, B * in.queries * in.query_size, false}, {"h", in.h, B * S * Dh, false}};
-  if (s.score != Seq2SeqScore::kDot) args.push_back({"keys", in.keys, B * S * K, false});
+  std::vector<BufferArg> args = {{"s", in.s, B * in.queries * in.query_size, false, false},
+                                 {"h", in.h, B * S * Dh, false, false}};
+  if (s.score != Seq2SeqScore::kDot) args.push_back({"keys", in.keys, B * S * K, false, false});
   if (s.additive()) {
-    args.push_back({"w_query", in.w_query, K * in.query_size, false});
-    args.push_back({"v", in.v, K, false});
+    args.push_back({"w_query", in.w_query, K * in.query_size, false, false});
+    args.push_back({"v", in.v, K, false, false});
   }
   return args;
 }
@@ -179,10 +149,10 @@ void seq2seq_project_keys(Stream& stream, const Buffer& h, const Buffer& w_key, 
   Device::Impl& d = stream.device().impl();
   check_projection(batch, source, value_size, key_size);
   const int64_t rows = batch * source;
-  const BufferArg args[] = {{"h", &h, rows * value_size, false},
-                           {"w_key", &w_key, key_size * value_size, false},
-                           {"keys", &keys, rows * key_size, true}};
-  check_buffers(d, args);
+  const BufferArg args[] = {{"h", &h, rows * value_size, false, false},
+                           {"w_key", &w_key, key_size * value_size, false, false},
+                           {"keys", &keys, rows * key_size, false, true}};
+  check_buffers(d, kWho, args);
   detail::gemm_strided(stream, {&h, 0, value_size, 1}, {&w_key, 0, value_size, 1}, keys, 0, key_size, rows, key_size,
                        value_size, nullptr, false);
 }
@@ -193,12 +163,12 @@ void seq2seq_project_keys_backward(Stream& stream, const Buffer& h, const Buffer
   Device::Impl& d = stream.device().impl();
   check_projection(batch, source, value_size, key_size);
   const int64_t rows = batch * source, K = key_size, Dh = value_size;
-  const BufferArg args[] = {{"h", &h, rows * Dh, false},
-                           {"w_key", &w_key, K * Dh, false},
-                           {"dkeys", &dkeys, rows * K, false},
-                           {"dh", &dh, rows * Dh, true},
-                           {"dw_key", &dw_key, K * Dh, true}};
-  check_buffers(d, args);
+  const BufferArg args[] = {{"h", &h, rows * Dh, false, false},
+                           {"w_key", &w_key, K * Dh, false, false},
+                           {"dkeys", &dkeys, rows * K, false, false},
+                           {"dh", &dh, rows * Dh, false, true},
+                           {"dw_key", &dw_key, K * Dh, false, true}};
+  check_buffers(d, kWho, args);
   // dh (B·S, Dh) += dkeys (B·S, K) · w_key (K, Dh); dw_key (K, Dh) = dkeysᵀ · h.
   detail::gemm_strided(stream, {&dkeys, 0, K, 1}, {&w_key, 0, 1, Dh}, dh, 0, Dh, rows, Dh, K, nullptr, true);
   detail::gemm_strided(stream, {&dkeys, 0, 1, K}, {&h, 0, 1, Dh}, dw_key, 0, Dh, K, Dh, rows, nullptr, false);
@@ -209,9 +179,9 @@ void seq2seq_attention_forward(Stream& stream, const Seq2SeqAttentionBuffers& in
   const Shape s = check_inputs(d, in);
   const int64_t rows = in.batch * in.queries;
   std::vector<BufferArg> args = input_args(in, s);
-  args.push_back({"context", &context, rows * in.value_size, true});
-  args.push_back({"alpha", &alpha, rows * in.source, true});
-  check_buffers(d, args);
+  args.push_back({"context", &context, rows * in.value_size, false, true});
+  args.push_back({"alpha", &alpha, rows * in.source, false, true});
+  check_buffers(d, kWho, args);
 
   const std::shared_ptr<Buffer> lengths = upload_lengths(stream, s);
   std::shared_ptr<Buffer> projected;
@@ -231,23 +201,23 @@ void seq2seq_attention_backward(Stream& stream, const Seq2SeqAttentionBuffers& i
   const int64_t rows = B * Tq;
   const bool dot = s.score == Seq2SeqScore::kDot;
   std::vector<BufferArg> args = input_args(in, s);
-  args.insert(args.end(), {{"alpha", &alpha, rows * S, false},
-                           {"dcontext", &dcontext, rows * Dh, false},
-                           {"ds", grads.ds, rows * Ds, true},
-                           {"dh", grads.dh, B * S * Dh, true}});
+  args.insert(args.end(), {{"alpha", &alpha, rows * S, false, false},
+                           {"dcontext", &dcontext, rows * Dh, false, false},
+                           {"ds", grads.ds, rows * Ds, false, true},
+                           {"dh", grads.dh, B * S * Dh, false, true}});
   if (dot) {
     require_absent(grads.dkeys, "dkeys", s.score);
   } else {
-    args.push_back({"dkeys", grads.dkeys, B * S * K, true});
+    args.push_back({"dkeys", grads.dkeys, B * S * K, false, true});
   }
   if (s.additive()) {
-    args.push_back({"dw_query", grads.dw_query, K * Ds, true});
-    args.push_back({"dv", grads.dv, K, true});
+    args.push_back({"dw_query", grads.dw_query, K * Ds, false, true});
+    args.push_back({"dv", grads.dv, K, false, true});
   } else {
     require_absent(grads.dw_query, "dw_query", s.score);
     require_absent(grads.dv, "dv", s.score);
   }
-  check_buffers(d, args);
+  check_buffers(d, kWho, args);
 
   const std::shared_ptr<Buffer> lengths = upload_lengths(stream, s);
   std::shared_ptr<Buffer> projected;
