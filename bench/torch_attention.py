@@ -29,26 +29,16 @@ import argparse
 import json
 import math
 import os
-import socket
 import sys
 import time
+
+from peer_context import peer_context
 
 HEADS, HEAD_SIZE = 8, 64
 LENGTHS = [128 << i for i in range(8)]  # 128 .. 16384, as bench_attention
 # The textbook form holds several heads·n² float tensors (scores, mask,
 # probabilities, their gradients): 16384 would need tens of GiB.
 TEXTBOOK_MAX_LENGTH = 4096
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def loaded_blas():
@@ -161,16 +151,11 @@ def run(args):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     impl_name, attention = make_attention(torch)
-    context = {
-        "host_name": socket.gethostname(),
-        "cpu_model": cpu_model(),
-        "executable": "torch_attention.py",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "torch_version": torch.__version__,
+    context = peer_context("torch_attention.py", torch)
+    context.update({
         "torch_attention": impl_name,
         "threads": str(threads),
-        "library_build_type": "release",
-    }
+    })
     rows = []
     measure(args, torch, torch.device("cpu"), "torch", attention, rows)
     context["blas"] = loaded_blas()

@@ -22,9 +22,10 @@ import argparse
 import json
 import os
 import re
-import socket
 import sys
 import time
+
+from peer_context import peer_context
 
 SHAPES_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recurrent_shapes.h")
 
@@ -36,17 +37,6 @@ def standard_shapes():
     body = text[text.index("kStandardShapes[]"):]
     body = body[:body.index("};")]
     return [tuple(int(v) for v in m.groups()) for m in re.finditer(r"\{(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\}", body)]
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 # Cell name (as seqk names it) -> (gates per unit, module factory).
@@ -71,16 +61,11 @@ def run(args):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = torch.device("cuda")
-    context = {
-        "host_name": socket.gethostname(),
-        "cpu_model": cpu_model(),
-        "executable": "torch_recurrent.py",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "torch_version": torch.__version__,
+    context = peer_context("torch_recurrent.py", torch)
+    context.update({
         "cudnn_version": str(torch.backends.cudnn.version()),
         "cuda_device": torch.cuda.get_device_name(0),
-        "library_build_type": "release",
-    }
+    })
     rows = []
     for cell, (gates, make) in CELLS.items():
         for b, d, h, t in standard_shapes():

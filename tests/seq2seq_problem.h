@@ -207,4 +207,27 @@ inline std::vector<double> finite_differences(const Problem& p, Values<double>& 
   return grad;
 }
 
+// What a kernel run gives back, to compare with RefForward and RefGrads.
+struct Results {
+  std::vector<float> context, alpha, ds, dh, dw_query, dw_key, dv;
+};
+
+// fp32 sums of at most a few hundred O(1) terms: rounding leaves ~1e-6 of
+// the largest value; a wrong mask, a dropped term or a missing factor is
+// off by far more than 3e-5 of it.
+inline testing::AssertionResult close(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
+  if (got.size() != want.size()) return testing::AssertionFailure() << what << ": size " << got.size();
+  return close_uniform(what, got.data(), want.data(), 3e-5 * std::max(1.0, max_abs(want)), want.size());
+}
+
+inline void expect_close(const Results& got, const RefForward& f, const RefGrads& g) {
+  EXPECT_TRUE(close("context", got.context, f.context));
+  EXPECT_TRUE(close("alpha", got.alpha, f.alpha));
+  EXPECT_TRUE(close("ds", got.ds, g.ds));
+  EXPECT_TRUE(close("dh", got.dh, g.dh));
+  EXPECT_TRUE(close("dw_query", got.dw_query, g.dw_query));
+  EXPECT_TRUE(close("dw_key", got.dw_key, g.dw_key));
+  EXPECT_TRUE(close("dv", got.dv, g.dv));
+}
+
 }  // namespace seqk_test

@@ -30,10 +30,6 @@ using seqk::View;
 // ---------------------------------------------------------------------------
 // Running the kernels: project the keys, forward, backward, project back.
 
-struct Results {
-  std::vector<float> context, alpha, ds, dh, dw_query, dw_key, dv;
-};
-
 struct Views {
   seqk::Seq2SeqAttentionInputs in;
   std::vector<float> keys;
@@ -79,24 +75,6 @@ Results run(const Problem& p, const Values<float>& x, int threads) {
                                         View(r.dw_key.data(), {p.K(), p.Dh}), &pool);
   }
   return r;
-}
-
-// fp32 sums of at most a few hundred O(1) terms: rounding leaves ~1e-6 of
-// the largest value; a wrong mask, a dropped term or a missing factor is
-// off by far more than 3e-5 of it.
-testing::AssertionResult close(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
-  if (got.size() != want.size()) return testing::AssertionFailure() << what << ": size " << got.size();
-  return close_uniform(what, got.data(), want.data(), 3e-5 * std::max(1.0, max_abs(want)), want.size());
-}
-
-void expect_close(const Results& got, const RefForward& f, const RefGrads& g) {
-  EXPECT_TRUE(close("context", got.context, f.context));
-  EXPECT_TRUE(close("alpha", got.alpha, f.alpha));
-  EXPECT_TRUE(close("ds", got.ds, g.ds));
-  EXPECT_TRUE(close("dh", got.dh, g.dh));
-  EXPECT_TRUE(close("dw_query", got.dw_query, g.dw_query));
-  EXPECT_TRUE(close("dw_key", got.dw_key, g.dw_key));
-  EXPECT_TRUE(close("dv", got.dv, g.dv));
 }
 
 // Sizes around the vector widths (4, 8, 16 floats): 1, 3, 17, 33; a single

@@ -83,10 +83,6 @@ std::vector<float> download(const std::unique_ptr<vk::Buffer>& buffer) {
   return buffer ? buffer->download() : std::vector<float>{};
 }
 
-struct Results {
-  std::vector<float> context, alpha, ds, dh, dw_query, dw_key, dv;
-};
-
 // Project, forward, backward, project back: one submit.
 Results run(vk::Device& device, const Problem& p, const Values<float>& x) {
   vk::Stream stream(device);
@@ -100,22 +96,6 @@ Results run(vk::Device& device, const Problem& p, const Values<float>& x) {
   stream.submit();
   return {context->download(), alpha->download(), download(d.ds),    download(d.dh),
           download(d.dw_query), download(d.dw_key), download(d.dv)};
-}
-
-// fp32 sums of at most a few hundred O(1) terms, as in the CPU suite.
-testing::AssertionResult close(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
-  if (got.size() != want.size()) return testing::AssertionFailure() << what << ": size " << got.size();
-  return close_uniform(what, got.data(), want.data(), 3e-5 * std::max(1.0, max_abs(want)), want.size());
-}
-
-void expect_close(const Results& got, const RefForward& f, const RefGrads& g) {
-  EXPECT_TRUE(close("context", got.context, f.context));
-  EXPECT_TRUE(close("alpha", got.alpha, f.alpha));
-  EXPECT_TRUE(close("ds", got.ds, g.ds));
-  EXPECT_TRUE(close("dh", got.dh, g.dh));
-  EXPECT_TRUE(close("dw_query", got.dw_query, g.dw_query));
-  EXPECT_TRUE(close("dw_key", got.dw_key, g.dw_key));
-  EXPECT_TRUE(close("dv", got.dv, g.dv));
 }
 
 // α exactly 0 past each length, the context of a length-0 row exactly 0.
