@@ -40,11 +40,16 @@ struct Problem {
   int64_t B, H, Lq, Lk, dh;
   float scale;
   uint32_t flags;  // kCausal, kHasLengths
+
+  // Floats of each tensor; formed only once the sizes are checked.
+  int64_t q_size() const { return B * H * Lq * dh; }
+  int64_t k_size() const { return B * H * Lk * dh; }
+  int64_t lse_size() const { return B * H * Lq; }
+  int64_t probs_size() const { return B * H * Lq * Lk; }
 };
 
 // materialises_probs: the naive form, which indexes (B, H, Lq, Lk) probabilities.
-Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool materialises_probs,
-                      std::vector<BufferArg> args) {
+Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool materialises_probs) {
   const int64_t B = in.batch, H = in.heads, Lq = in.queries, Lk = in.keys, dh = in.head_size;
   require(B > 0 && H > 0 && Lq > 0 && Lk > 0 && dh > 0, "vulkan attention: B, H, Lq, Lk and dh must be > 0, got B = ",
           B, ", H = ", H, ", Lq = ", Lq, ", Lk = ", Lk, ", dh = ", dh);
@@ -81,10 +86,6 @@ Problem check_problem(const Device::Impl& d, const AttentionBuffers& in, bool ma
               in.key_lengths[b], " is outside [0, Lk = ", Lk, "]");
     }
   }
-  args.insert(args.begin(), {{"q", in.q, B * H * Lq * dh, false, false},
-                             {"k", in.k, B * H * Lk * dh, false, false},
-                             {"v", in.v, B * H * Lk * dh, false, false}});
-  check_buffers(d, "vulkan attention: ", args);
   return {B, H, Lq, Lk, dh, scale, (in.causal ? kCausal : 0) | (in.key_lengths.empty() ? 0 : kHasLengths)};
 }
 
@@ -97,6 +98,15 @@ const Buffer* key_lengths_buffer(Stream& stream, const AttentionBuffers& in) {
   lengths->upload(values);
   detail::retain(stream, lengths);
   return lengths.get();
+}
+
+// q, k, v and the entry point's other buffers, sized from the checked problem.
+void check_attention_buffers(const Device::Impl& d, const AttentionBuffers& in, const Problem& s,
+                             std::vector<BufferArg> args) {
+  args.insert(args.begin(), {{"q", in.q, s.q_size(), false, false},
+                             {"k", in.k, s.k_size(), false, false},
+                             {"v", in.v, s.k_size(), false, false}});
+  check_buffers(d, "vulkan attention: ", args);
 }
 
 std::shared_ptr<Buffer> scratch(Stream& stream, int64_t size) {
@@ -178,9 +188,8 @@ void record_rows(Stream& stream, detail::Kernel& kernel, std::span<const Buffer*
 
 void attention_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, Buffer& lse) {
   Device::Impl& d = stream.device().impl();
-  const Problem s = check_problem(d, in, false,
-                                  {{"out", &out, in.batch * in.heads * in.queries * in.head_size, false, true},
-                                   {"lse", &lse, in.batch * in.heads * in.queries, false, true}});
+  const Problem s = check_problem(d, in, false);
+  check_attention_buffers(d, in, s, {{"out", &out, s.q_size(), false, true}, {"lse", &lse, s.lse_size(), false, true}});
   require_shared(d, 2 * kStagedRows * s.dh);
   const uint64_t dh = s.dh;
   const int64_t span = rows_per_dispatch(d, s.Lk, kStagedRows, forward_block_loops(dh), 2 * dh);
@@ -193,14 +202,14 @@ void attention_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, 
 void attention_backward(Stream& stream, const AttentionBuffers& in, const Buffer& out, const Buffer& lse,
                         const Buffer& dout, const AttentionGradBuffers& grads) {
   Device::Impl& d = stream.device().impl();
-  const int64_t q_size = in.batch * in.heads * in.queries * in.head_size;
-  const int64_t k_size = in.batch * in.heads * in.keys * in.head_size;
-  const Problem s = check_problem(d, in, false, {{"out", &out, q_size, false, false},
-                                          {"lse", &lse, in.batch * in.heads * in.queries, false, false},
-                                          {"dout", &dout, q_size, false, false},
-                                          {"dq", grads.dq, q_size, false, true},
-                                          {"dk", grads.dk, k_size, false, true},
-                                          {"dv", grads.dv, k_size, false, true}});
+  const Problem s = check_problem(d, in, false);
+  check_attention_buffers(d, in, s,
+                          {{"out", &out, s.q_size(), false, false},
+                           {"lse", &lse, s.lse_size(), false, false},
+                           {"dout", &dout, s.q_size(), false, false},
+                           {"dq", grads.dq, s.q_size(), false, true},
+                           {"dk", grads.dk, s.k_size(), false, true},
+                           {"dv", grads.dv, s.k_size(), false, true}});
   require_shared(d, 2 * kStagedRows * (s.dh + 1));
   const uint64_t dh = s.dh;
   const int64_t key_span = rows_per_dispatch(d, s.Lk, kStagedRows, gradient_block_loops(dh), 2 * dh);
@@ -226,9 +235,9 @@ void attention_backward(Stream& stream, const AttentionBuffers& in, const Buffer
 
 void attention_naive_forward(Stream& stream, const AttentionBuffers& in, Buffer& out, Buffer& probs) {
   Device::Impl& d = stream.device().impl();
-  const Problem s = check_problem(d, in, true,
-                                  {{"out", &out, in.batch * in.heads * in.queries * in.head_size, false, true},
-                                   {"probs", &probs, in.batch * in.heads * in.queries * in.keys, false, true}});
+  const Problem s = check_problem(d, in, true);
+  check_attention_buffers(d, in, s,
+                          {{"out", &out, s.q_size(), false, true}, {"probs", &probs, s.probs_size(), false, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
   require_rows_fit(d, Lk, 3, 2);
   // The scores Q_h·K_hᵀ straight into probs, head by head.
@@ -255,14 +264,13 @@ void attention_naive_forward(Stream& stream, const AttentionBuffers& in, Buffer&
 void attention_naive_backward(Stream& stream, const AttentionBuffers& in, const Buffer& probs, const Buffer& dout,
                               const AttentionGradBuffers& grads) {
   Device::Impl& d = stream.device().impl();
-  const int64_t q_size = in.batch * in.heads * in.queries * in.head_size;
-  const int64_t k_size = in.batch * in.heads * in.keys * in.head_size;
-  const Problem s = check_problem(d, in, true,
-                                  {{"probs", &probs, in.batch * in.heads * in.queries * in.keys, false, false},
-                                   {"dout", &dout, q_size, false, false},
-                                   {"dq", grads.dq, q_size, false, true},
-                                   {"dk", grads.dk, k_size, false, true},
-                                   {"dv", grads.dv, k_size, false, true}});
+  const Problem s = check_problem(d, in, true);
+  check_attention_buffers(d, in, s,
+                          {{"probs", &probs, s.probs_size(), false, false},
+                           {"dout", &dout, s.q_size(), false, false},
+                           {"dq", grads.dq, s.q_size(), false, true},
+                           {"dk", grads.dk, s.k_size(), false, true},
+                           {"dv", grads.dv, s.k_size(), false, true}});
   const int64_t heads = s.B * s.H, Lq = s.Lq, Lk = s.Lk, dh = s.dh;
   require_rows_fit(d, Lk, 2, 1);
   struct SoftmaxBackwardPush {
