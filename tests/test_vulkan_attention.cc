@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "attention_problem.h"
 #include "reference.h"
 #include "seqk/attention.h"
 #include "seqk/error.h"
@@ -37,30 +38,7 @@ using seqk::View;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-struct Case {
-  int64_t B, H, Lq, Lk, dh;
-  bool causal = false;
-  std::vector<int64_t> key_lengths = {};  // empty: no padding
-  std::optional<float> scale = {};        // empty: 1/sqrt(dh)
-};
-
-std::string describe(const Case& c) {
-  std::string s = "B=" + std::to_string(c.B) + " H=" + std::to_string(c.H) + " Lq=" + std::to_string(c.Lq) +
-                  " Lk=" + std::to_string(c.Lk) + " dh=" + std::to_string(c.dh) + (c.causal ? " causal" : "");
-  for (int64_t length : c.key_lengths) s += " len=" + std::to_string(length);
-  return s;
-}
-
-int64_t q_size(const Case& c) { return c.B * c.H * c.Lq * c.dh; }
-int64_t k_size(const Case& c) { return c.B * c.H * c.Lk * c.dh; }
 int64_t rows(const Case& c) { return c.B * c.H * c.Lq; }
-double scale_of(const Case& c) { return c.scale ? *c.scale : 1.0 / std::sqrt(static_cast<double>(c.dh)); }
-
-// Written from the documented rule, independently of the kernels' prefix form.
-bool sees(const Case& c, int64_t b, int64_t i, int64_t j) {
-  if (!c.key_lengths.empty() && j >= c.key_lengths[b]) return false;
-  return !c.causal || j <= i + c.Lk - c.Lq;
-}
 
 // ---------------------------------------------------------------------------
 // fp64 reference: plain loops over (head, i, j).
