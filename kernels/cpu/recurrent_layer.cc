@@ -219,18 +219,28 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
   AlignedVector dh(static_cast<size_t>(batch * padded));
   AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
-  auto chunk_buffer = [&] { return AlignedVector(static_cast<size_t>(chunk_rows * gate_cols)); };
-  AlignedVector dgates[2] = {chunk_buffer(), chunk_buffer()};
-  AlignedVector dgates_hidden[2] = {gru ? chunk_buffer() : AlignedVector(), gru ? chunk_buffer() : AlignedVector()};
+  RecurrentSaved::BackwardScratch& scratch = saved.scratch_;
+  // Each scratch buffer holds what a fresh one would: zeros, or ones.
+  auto reuse = [](AlignedVector& buffer, int64_t size, float value) -> AlignedVector& {
+    buffer.assign(static_cast<size_t>(size), value);
+    return buffer;
+  };
+  AlignedVector* dgates = scratch.dgates;
+  AlignedVector* dgates_hidden = scratch.dgates_hidden;
+  for (int which = 0; which < 2; ++which) {
+    reuse(dgates[which], chunk_rows * gate_cols, 0.0f);
+    reuse(dgates_hidden[which], gru ? chunk_rows * gate_cols : 0, 0.0f);
+  }
 
   // Operands of the weight-gradient GEMMs, [x (| h) | 1] and, for the GRU,
   // [h | 1], per row; the column of ones makes them also sum the gate
   // gradients, i.e. give the bias gradients.
   const int64_t inputs = gru ? input + 1 : input + hidden + 1;  // columns of the first operand
-  AlignedVector first_operand(static_cast<size_t>(chunk_rows * inputs), 1.0f);
-  AlignedVector second_operand(gru ? static_cast<size_t>(chunk_rows * (hidden + 1)) : 0, 1.0f);
-  AlignedVector dw_first(static_cast<size_t>(gate_cols * inputs));  // blocked rows: [dW_ih | (dW_hh |) db]
-  AlignedVector dw_second(gru ? static_cast<size_t>(gate_cols * (hidden + 1)) : 0);  // GRU: [dW_hh | db_hh]
+  AlignedVector& first_operand = reuse(scratch.first_operand, chunk_rows * inputs, 1.0f);
+  AlignedVector& second_operand = reuse(scratch.second_operand, gru ? chunk_rows * (hidden + 1) : 0, 1.0f);
+  // Blocked rows: [dW_ih | (dW_hh |) db]; GRU: [dW_hh | db_hh] apart.
+  AlignedVector& dw_first = reuse(scratch.dw_first, gate_cols * inputs, 0.0f);
+  AlignedVector& dw_second = reuse(scratch.dw_second, gru ? gate_cols * (hidden + 1) : 0, 0.0f);
   auto copy_row = [](float* dst, const float* src, int64_t width) {
     if (src) std::memcpy(dst, src, width * sizeof(float));
     else std::fill(dst, dst + width, 0.0f);

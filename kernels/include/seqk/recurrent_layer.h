@@ -86,6 +86,15 @@ class RecurrentSaved {
   CellKind cell_ = CellKind::kLstm;
   int64_t steps_ = 0, batch_ = 0, rows_ = 0, input_size_ = 0, hidden_size_ = 0;
   AlignedVector gates_, cells_;
+  // The backward's scratch, kept here so that a training loop, which passes
+  // the same saved every step, does not fault tens of MiB of fresh pages in
+  // on every backward (free() hands such buffers back to the system). So
+  // two backward calls may not use one saved at the same time.
+  struct BackwardScratch {
+    AlignedVector dgates[2], dgates_hidden[2], first_operand, second_operand, dw_first, dw_second;
+    PackedMatrix first_packed, second_packed;
+  };
+  mutable BackwardScratch scratch_;
 };
 
 class RecurrentLayer {
