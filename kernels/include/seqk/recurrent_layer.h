@@ -92,7 +92,6 @@ class RecurrentSaved {
   // two backward calls may not use one saved at the same time.
   struct BackwardScratch {
     AlignedVector dgates[2], dgates_hidden[2], first_operand, second_operand, dw_first, dw_second;
-    PackedMatrix first_packed, second_packed;
   };
   mutable BackwardScratch scratch_;
 };
