@@ -34,6 +34,25 @@ void LoadBlock(const float* row, size_t valid, float* HWY_RESTRICT block) {
   for (size_t j = 0; j < kUnits; ++j) block[j] = j < valid ? row[j] : 0.0f;
 }
 
+// dh = dy + recurrent + last over a block of units, each of the last two
+// optional (null), for the block's `valid` units, zero beyond. A full block
+// goes by vectors: this runs for every (step, sequence, block) of the
+// backward, and its loads of dy miss the cache.
+void SumBlock(const float* dy, const float* recurrent, const float* last, size_t valid, float* HWY_RESTRICT dh) {
+  if (valid == kUnits) {
+    const hn::ScalableTag<float> d;
+    for (size_t j = 0; j < kUnits; j += hn::Lanes(d)) {
+      auto sum = hn::LoadU(d, dy + j);
+      if (recurrent) sum = hn::Add(sum, hn::LoadU(d, recurrent + j));
+      if (last) sum = hn::Add(sum, hn::LoadU(d, last + j));
+      hn::Store(sum, d, dh + j);
+    }
+    return;
+  }
+  for (size_t j = 0; j < kUnits; ++j)
+    dh[j] = j < valid ? dy[j] + (recurrent ? recurrent[j] : 0.0f) + (last ? last[j] : 0.0f) : 0.0f;
+}
+
 // Row b at step t of the run is past the end of its padded sequence.
 bool Masked(const detail::StepRows& layout, size_t t, size_t b) {
   return layout.lengths && layout.first_step + static_cast<int64_t>(t) >= layout.lengths[b];
@@ -147,10 +166,9 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
           const bool recurrent = dgates_after && b < after_batch;
           const float* dh_last =
               s.dh_last && LastStep(s.layout, steps, t, b) ? s.dh_last + b * hidden + u * kUnits : nullptr;
-          for (size_t j = 0; j < kUnits; ++j) {
-            dh_block[j] = j < valid ? dy_b[j] + (recurrent ? s.dh[unit + j] : 0.0f) + (dh_last ? dh_last[j] : 0.0f)
-                                    : 0.0f;
-          }
+          // The step before reads the same place of its dy row next.
+          if (t > 0) hwy::Prefetch(dy_b - (rows - s.layout.rows[t - 1]) * hidden);
+          SumBlock(dy_b, recurrent ? s.dh + unit : nullptr, dh_last, valid, dh_block);
           if constexpr (kCell == CellKind::kLstm) {
             LstmCellBackward(gates + gate, c_prev + unit, s.cells + rows * padded + unit, dh_block, s.carry + unit,
                              dgates + gate);
