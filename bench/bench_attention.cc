@@ -171,25 +171,17 @@ void bench_vulkan_attention(benchmark::State& state, int device_index, Form form
     } else {
       seqk::vk::attention_naive_forward(stream, in, out, saved);
     }
-    stream.submit();
   };
-  auto run = [&] {
+  forward();  // what the backward reads
+  stream.submit();
+  const double seconds = time_gpu_loop(state, stream, [&] {
     if (!backward) return forward();
     if (form == Form::kTiled) {
       seqk::vk::attention_backward(stream, in, out, saved, *dout, grads);
     } else {
       seqk::vk::attention_naive_backward(stream, in, saved, *dout, grads);
     }
-    stream.submit();
-  };
-  forward();
-  run();  // warm-up: the pipelines
-  double seconds = 0;
-  for (auto _ : state) {
-    run();
-    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
-    seconds += stream.last_gpu_ms() * 1e-3;
-  }
+  });
   state.counters["GFLOP/s"] = attention_flops(n, causal, backward) * static_cast<double>(state.iterations()) /
                               seconds * 1e-9;
   state.SetComplexityN(n);

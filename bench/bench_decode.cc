@@ -116,17 +116,9 @@ void bench_vulkan_kv_decode(benchmark::State& state, int device_index) {
   seqk::vk::Stream stream(device, /*timestamps=*/true);
   cache.append(stream, *k, *v, ctx.n);
   stream.submit();
-  auto run = [&] {
+  const double seconds = time_gpu_loop(state, stream, [&] {
     seqk::vk::kv_decode(stream, cache, *q, out);
-    stream.submit();
-  };
-  run();
-  double seconds = 0;
-  for (auto _ : state) {
-    run();
-    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
-    seconds += stream.last_gpu_ms() * 1e-3;
-  }
+  });
   report_cache(state, ctx.n, seconds);
 }
 #endif

@@ -110,17 +110,9 @@ void bench_vulkan_gemm(benchmark::State& state, int device_index, GemmCase c) {
   a.upload(uniform_random(c.m * c.k, 1.0f, 1));
   b.upload(uniform_random(c.n * c.k, 1.0f, 2));
   seqk::vk::Stream stream(device, /*timestamps=*/true);
-  auto run = [&] {
+  const double seconds = time_gpu_loop(state, stream, [&] {
     seqk::vk::gemm(stream, a, b, out, c.m, c.n, c.k);
-    stream.submit();
-  };
-  run();  // warm-up: the pipeline
-  double seconds = 0;
-  for (auto _ : state) {
-    run();
-    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
-    seconds += stream.last_gpu_ms() * 1e-3;
-  }
+  });
   state.counters["GFLOP/s"] = 2.0 * c.m * c.n * c.k * static_cast<double>(state.iterations()) / seconds * 1e-9;
 }
 

@@ -225,21 +225,13 @@ void bench_vulkan_scan(benchmark::State& state, int device_index, bool backward)
   a.upload(uniform_random(n, 0.99f, 1));
   b.upload(uniform_random(n, 1.0f, 2));
   seqk::vk::Stream stream(device, /*timestamps=*/true);
-  auto run = [&] {
+  const double seconds = time_gpu_loop(state, stream, [&] {
     if (backward) {
       seqk::vk::linear_scan_backward(stream, a, nullptr, h, b, da, db, nullptr, T, kChannels);
     } else {
       seqk::vk::linear_scan(stream, a, b, h, T, kChannels);
     }
-    stream.submit();
-  };
-  run();
-  double seconds = 0;
-  for (auto _ : state) {
-    run();
-    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
-    seconds += stream.last_gpu_ms() * 1e-3;
-  }
+  });
   const double bytes = (backward ? 5.0 : 3.0) * n * sizeof(float);
   state.counters["GB/s"] = bytes * static_cast<double>(state.iterations()) / seconds * 1e-9;
   state.SetComplexityN(T);
@@ -267,21 +259,13 @@ void bench_vulkan_selective_scan(benchmark::State& state, int device_index, bool
   seqk::vk::SelectiveScanSaved saved;
   seqk::vk::selective_scan(stream, in, y, nullptr, &saved);
   stream.submit();
-  auto run = [&] {
+  const double seconds = time_gpu_loop(state, stream, [&] {
     if (backward) {
       seqk::vk::selective_scan_backward(stream, in, saved, *dy, nullptr, grads);
     } else {
       seqk::vk::selective_scan(stream, in, y);
     }
-    stream.submit();
-  };
-  run();
-  double seconds = 0;
-  for (auto _ : state) {
-    run();
-    state.SetIterationTime(stream.last_gpu_ms() * 1e-3);
-    seconds += stream.last_gpu_ms() * 1e-3;
-  }
+  });
   report_updates(state, L, seconds);
 }
 #endif
