@@ -209,6 +209,27 @@ TEST_F(VulkanRecurrent, LargeHiddenMatchesCpu) {
   }
 }
 
+// A layer's outputs and gradients for rows of x (T·B padded, N packed),
+// to compare the Vulkan layer with the CPU one.
+struct LayerOutputs {
+  LayerOutputs(int64_t rows, int64_t B, int64_t D, int64_t H, int64_t G)
+      : y(rows * H), h_n(B * H), c_n(B * H), dx(rows * D), dh0(B * H), dc0(B * H), dw_ih(G * H * D),
+        dw_hh(G * H * H), db_ih(G * H), db_hh(G * H) {}
+  std::vector<float> y, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+};
+
+void expect_matches(const LayerOutputs& got, const LayerOutputs& want, bool has_c) {
+  const std::pair<const char*, std::vector<float> LayerOutputs::*> fields[] = {
+      {"y", &LayerOutputs::y},         {"h_n", &LayerOutputs::h_n},     {"dx", &LayerOutputs::dx},
+      {"dh0", &LayerOutputs::dh0},     {"dw_ih", &LayerOutputs::dw_ih}, {"dw_hh", &LayerOutputs::dw_hh},
+      {"db_ih", &LayerOutputs::db_ih}, {"db_hh", &LayerOutputs::db_hh}};
+  for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
+  if (has_c) {
+    EXPECT_TRUE(close_gradient("c_n", got.c_n, to_double(want.c_n)));
+    EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
+  }
+}
+
 // Padded sequences with lengths (unsorted, with ties and a length of 1):
 // forward and backward against the CPU layer, which test_variable_length.cc
 // checks against running every sequence alone.
@@ -220,14 +241,8 @@ TEST_F(VulkanRecurrent, PaddedSequencesMatchCpu) {
     const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G();
     const std::vector<float> dy = random_floats(T * B * H, 71), dh_n = random_floats(B * H, 72),
                              dc_n = random_floats(B * H, 73);
-    struct Out {
-      std::vector<float> y, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
-    };
     auto run = [&](auto& layer, auto& saved) {
-      Out o{std::vector<float>(T * B * H), std::vector<float>(B * H), std::vector<float>(B * H),
-            std::vector<float>(T * B * D), std::vector<float>(B * H), std::vector<float>(B * H),
-            std::vector<float>(G * H * D), std::vector<float>(G * H * H), std::vector<float>(G * H),
-            std::vector<float>(G * H)};
+      LayerOutputs o(T * B, B, D, H, G);
       const bool c = p.has_c();
       layer.forward({p.x_view(), View(o.y.data(), {T, B, H}), p.h0_view(), p.c0_view(), View(o.h_n.data(), {B, H}),
                      c ? View(o.c_n.data(), {B, H}) : View(), lengths, {}},
@@ -247,15 +262,8 @@ TEST_F(VulkanRecurrent, PaddedSequencesMatchCpu) {
     gpu.set_parameters(p.params());
     seqk::RecurrentSaved cpu_saved;
     vk::RecurrentSaved gpu_saved;
-    const Out want = run(cpu, cpu_saved), got = run(gpu, gpu_saved);
-    const std::pair<const char*, std::vector<float> Out::*> fields[] = {
-        {"y", &Out::y},         {"h_n", &Out::h_n},     {"dx", &Out::dx},       {"dh0", &Out::dh0},
-        {"dw_ih", &Out::dw_ih}, {"dw_hh", &Out::dw_hh}, {"db_ih", &Out::db_ih}, {"db_hh", &Out::db_hh}};
-    for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
-    if (p.has_c()) {
-      EXPECT_TRUE(close_gradient("c_n", got.c_n, to_double(want.c_n)));
-      EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
-    }
+    const LayerOutputs want = run(cpu, cpu_saved), got = run(gpu, gpu_saved);
+    expect_matches(got, want, p.has_c());
     for (int64_t t = 0; t < T; ++t)
       for (int64_t b = 0; b < B; ++b)
         if (t >= lengths[b]) {
@@ -276,14 +284,8 @@ TEST_F(VulkanRecurrent, PackedSequencesMatchCpu) {
     const int64_t G = p.G();
     const std::vector<float> x = random_floats(N * D, 81), dy = random_floats(N * H, 82),
                              dh_n = random_floats(B * H, 83), dc_n = random_floats(B * H, 84);
-    struct Out {
-      std::vector<float> y, h_n, c_n, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
-    };
     auto run = [&](auto& layer, auto& saved) {
-      Out o{std::vector<float>(N * H), std::vector<float>(B * H), std::vector<float>(B * H),
-            std::vector<float>(N * D), std::vector<float>(B * H), std::vector<float>(B * H),
-            std::vector<float>(G * H * D), std::vector<float>(G * H * H), std::vector<float>(G * H),
-            std::vector<float>(G * H)};
+      LayerOutputs o(N, B, D, H, G);
       const bool c = p.has_c();
       layer.forward({ConstView(x.data(), {N, D}), View(o.y.data(), {N, H}), p.h0_view(), p.c0_view(),
                      View(o.h_n.data(), {B, H}), c ? View(o.c_n.data(), {B, H}) : View(), {}, batch_sizes},
@@ -303,15 +305,8 @@ TEST_F(VulkanRecurrent, PackedSequencesMatchCpu) {
     gpu.set_parameters(p.params());
     seqk::RecurrentSaved cpu_saved;
     vk::RecurrentSaved gpu_saved;
-    const Out want = run(cpu, cpu_saved), got = run(gpu, gpu_saved);
-    const std::pair<const char*, std::vector<float> Out::*> fields[] = {
-        {"y", &Out::y},         {"h_n", &Out::h_n},     {"dx", &Out::dx},       {"dh0", &Out::dh0},
-        {"dw_ih", &Out::dw_ih}, {"dw_hh", &Out::dw_hh}, {"db_ih", &Out::db_ih}, {"db_hh", &Out::db_hh}};
-    for (const auto& [name, field] : fields) EXPECT_TRUE(close_gradient(name, got.*field, to_double(want.*field)));
-    if (p.has_c()) {
-      EXPECT_TRUE(close_gradient("c_n", got.c_n, to_double(want.c_n)));
-      EXPECT_TRUE(close_gradient("dc0", got.dc0, to_double(want.dc0)));
-    }
+    const LayerOutputs want = run(cpu, cpu_saved), got = run(gpu, gpu_saved);
+    expect_matches(got, want, p.has_c());
   }
 }
 
