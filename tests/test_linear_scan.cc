@@ -1,7 +1,8 @@
 // The diagonal linear recurrence h_t = a_t ⊙ h_{t-1} + b_t: forward against
 // a sequential fp64 loop, backward against finite differences of it, on
 // every SIMD target, with both parallel forms (threads over channels, and
-// over rounds of chunks of steps when the channels are few), T up to 100k,
+// over chunks of steps dealt to the threads in turn when the channels are
+// few), T up to 100k,
 // a = 0 and a = 1, and bad shapes.
 #include <gtest/gtest.h>
 
@@ -46,10 +47,12 @@ testing::AssertionResult close_scan(const char* what, const std::vector<float>& 
 class LinearScan : public TargetTest {};
 
 TEST_P(LinearScan, ForwardMatchesSequentialFp64) {
-  // Small scans (one thread), and long ones on 2+ threads: in one round of
-  // chunks (300 × 64), in several with a short last one (3000 × 64).
+  // Small scans (one thread), and long ones on 2+ threads: one chunk per
+  // thread (300 × 64), a short last chunk (3000 × 64), and ten chunks of
+  // 1024 steps, so each thread runs several, handing the state on (10000 × 64).
   for (const ScanCase& s : {ScanCase{1, 1, 1}, ScanCase{7, 3, 5}, ScanCase{100, 1, 3}, ScanCase{257, 2, 7},
-                            ScanCase{33, 4, 40}, ScanCase{300, 1, 64}, ScanCase{3000, 2, 32}}) {
+                            ScanCase{33, 4, 40}, ScanCase{300, 1, 64}, ScanCase{3000, 2, 32},
+                            ScanCase{10000, 2, 32}}) {
     for (int threads : {1, 2, 3}) {
       for (bool with_h0 : {false, true}) {
         SCOPED_TRACE(testing::Message() << "T=" << s.T << " B=" << s.B << " D=" << s.D << " threads=" << threads
@@ -114,7 +117,7 @@ TEST_P(LinearScan, BackwardMatchesFiniteDifferences) {
   }
 }
 
-// The backward of scans long enough to run in rounds of chunks, against
+// The backward of scans long enough to run in chunks on each thread, against
 // the reverse recurrence in fp64: g_t = dh_t + a_{t+1} g_{t+1}, db = g,
 // da_t = g_t h_{t-1}, dh0 = a_1 g_1.
 TEST_P(LinearScan, LongBackwardMatchesFp64) {
@@ -148,8 +151,8 @@ TEST_P(LinearScan, LongBackwardMatchesFp64) {
 
 INSTANTIATE_TEST_SUITE_P(Targets, LinearScan, testing::ValuesIn(seqk::available_simd_targets()), target_test_name);
 
-// T = 100,000 on 3 channels and 2 threads (five rounds of two chunks of
-// ~11k steps, the last round short), a near 1 so the state remembers
+// T = 100,000 on 3 channels and 2 threads (five chunks of ~22k steps dealt
+// to the two in turn, the last short), a near 1 so the state remembers
 // far back and grows to ~30. Tolerance: 1e-5 of the largest |h|, for every
 // element: fp32 rounding of a state of that size is absolute (~1e-6 of it
 // per step, random in sign), so it does not shrink where h crosses zero; a
@@ -191,7 +194,7 @@ TEST(LinearScanLong, EdgeCoefficients) {
   }
 }
 
-// A long scan in rounds of chunks with an initial state, every a 1 except
+// A long scan in chunks with an initial state, every a 1 except
 // a few halves (one at step 0): every value is a small multiple of 1/4, so
 // the chunked scan must be exact. A chunk that loses one coefficient of its
 // product (the first row's, say) is off by a multiple of the state.

@@ -4,8 +4,8 @@
 #include "seqk/scan.h"
 
 #include <algorithm>
-#include <tuple>
-#include <utility>
+#include <atomic>
+#include <vector>
 
 #include "seqk/aligned.h"
 #include "seqk/error.h"
@@ -107,86 +107,101 @@ void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* sta
 }
 
 // A long scan of few channels on several threads, reading every input from
-// memory once. The rows go in rounds of one chunk per thread, a chunk's a
-// and x small enough to stay in cache. A chunk is run twice: first from zero
-// without writing (its end state and Π a: its "aggregate"), then, once every
-// chunk of its round has its aggregate, again from the true state entering
-// it, found by folding the aggregates of the chunks before it, now reading
-// from cache and writing out. The compute doubles, the memory traffic does
-// not: the scan is bound by the memory, and one thread cannot draw all of it.
+// memory once. The rows go in chunks small enough for a chunk's a and x to
+// stay in cache, dealt to the threads in turn (thread t runs chunks t, t+P,
+// t+2P, ...). A chunk is run twice: first from zero without writing (its
+// end state and Π a: its "aggregate"), then again from the true state
+// entering it, now reading from cache and writing out. The compute doubles,
+// the memory traffic does not: the scan is bound by the memory, and one
+// thread cannot draw all of it.
 //
-// Pipelined: while a thread rescans its chunk of round j (writing to memory)
-// it also aggregates its chunk of round j + 1 (reading from memory), slice
-// by slice, so reads and writes stream together as in a triad rather than
-// in alternating phases. One barrier per round.
+// The state leaving chunk k is chunk k's aggregate applied to the state
+// leaving chunk k−1; each chunk's owner publishes it as soon as it has both,
+// which is a hand-off to the next chunk's owner, not a barrier: a thread
+// waiting for it goes on aggregating its next chunk meanwhile, so the
+// threads may drift apart by up to a chunk without idling.
+//
+// Pipelined: while a thread rescans chunk k (writing to memory) it also
+// aggregates chunk k+P (reading from memory), slice by slice, so reads and
+// writes stream together as in a triad rather than in alternating phases.
 constexpr size_t kChunkBytes = size_t{512} << 10;  // a and x of one chunk
 constexpr size_t kSliceBytes = size_t{4} << 10;    // per array, between switching chunks
 
-void ScanRounds(const detail::ScanRows& s, ThreadPool* pool) {
+void ScanChained(const detail::ScanRows& s, ThreadPool* pool) {
   const size_t threads = static_cast<size_t>(pool->num_threads()), C = s.channels;
   const size_t chunk_rows =
       std::clamp(kChunkBytes / (2 * C * sizeof(float)), size_t{1}, (s.rows + threads - 1) / threads);
   const size_t slice_rows = std::max(size_t{1}, kSliceBytes / (C * sizeof(float)));
-  const size_t round_rows = chunk_rows * threads, rounds = (s.rows + round_rows - 1) / round_rows;
-  // Rows [begin, end) of chunk k of a round; the last round may be short,
-  // its rows shared out evenly.
-  auto chunk = [&](size_t round, size_t k) {
-    const size_t base = round * round_rows, rows = std::min(s.rows, base + round_rows) - base;
-    return std::pair{base + rows * k / threads, base + rows * (k + 1) / threads};
-  };
-  // Each chunk's aggregate, for rounds of even and odd index: a thread
-  // writes round j + 1's while another may still read round j's.
-  AlignedVector ends(2 * threads * C), products(2 * threads * C);
-  auto end_of = [&](size_t round, size_t k) { return &ends[((round & 1) * threads + k) * C]; };
-  auto product_of = [&](size_t round, size_t k) { return &products[((round & 1) * threads + k) * C]; };
+  const size_t chunks = (s.rows + chunk_rows - 1) / chunk_rows;
+  // The state leaving each chunk, and whether it is there yet.
+  AlignedVector leaving(chunks * C);
+  std::vector<std::atomic<uint32_t>> published(chunks);
   // Row 0 without an initial state is the one row whose coefficient is
   // never read (it may not exist): both passes start it from null.
   auto starts_from_null = [&](size_t row) { return row == 0 && !s.init; };
 
   pool->run([&](int thread_index, int) {
-    const size_t t = static_cast<size_t>(thread_index);
-    AlignedVector state(C, 0.0f), carry(C);  // entering the round; entering this thread's chunk
-    if (s.init) std::copy(s.init, s.init + C, state.begin());
-    // Aggregates rows [q, q1) of round `round`'s chunk into its (end, product).
-    auto aggregate = [&](size_t round, size_t q, size_t q1) {
-      float *end = end_of(round, t), *product = product_of(round, t);
-      ScanRowsOf<false>(s, q, q1, 0, C, starts_from_null(q) ? nullptr : end, end, product);
+    // This thread's chunk being rescanned and the one being aggregated: each
+    // one's next row and end row, and the aggregate (end state, Π a).
+    struct Cursor {
+      size_t chunk, row, end;
     };
-    auto start_aggregate = [&](size_t round) {
-      std::fill_n(end_of(round, t), C, 0.0f);
-      std::fill_n(product_of(round, t), C, 1.0f);
+    auto cursor_of = [&](size_t chunk) {
+      return Cursor{chunk, std::min(s.rows, chunk * chunk_rows), std::min(s.rows, (chunk + 1) * chunk_rows)};
     };
-    const auto [first0, first1] = chunk(0, t);
-    start_aggregate(0);
-    aggregate(0, first0, first1);
-    pool->barrier();
-    for (size_t round = 0; round < rounds; ++round) {
-      // The state entering chunk k is chunk k−1's end plus its product times
-      // the state entering it; every thread folds the chunks itself.
-      for (size_t k = 0; k < threads; ++k) {
-        if (k == t) carry = state;
-        const float *end = end_of(round, k), *product = product_of(round, k);
-        for (size_t c = 0; c < C; ++c) state[c] = product[c] * state[c] + end[c];
+    AlignedVector end_state[2] = {AlignedVector(C), AlignedVector(C)}, product[2] = {AlignedVector(C), AlignedVector(C)};
+    AlignedVector carry(C);
+    auto reset_aggregate = [&](size_t chunk) {
+      std::fill_n(end_state[chunk / threads & 1].begin(), C, 0.0f);
+      std::fill_n(product[chunk / threads & 1].begin(), C, 1.0f);
+    };
+    auto aggregate_slice = [&](Cursor& c) {
+      const size_t next = std::min(c.end, c.row + slice_rows);
+      float* end = end_state[c.chunk / threads & 1].data();
+      ScanRowsOf<false>(s, c.row, next, 0, C, starts_from_null(c.row) ? nullptr : end, end,
+                        product[c.chunk / threads & 1].data());
+      c.row = next;
+    };
+    // Takes the state entering `chunk` into carry and publishes the state
+    // leaving it.
+    auto chain = [&](size_t chunk) {
+      if (chunk == 0) {
+        if (s.init) std::copy(s.init, s.init + C, carry.begin());
+        else std::fill(carry.begin(), carry.end(), 0.0f);
+      } else {
+        wait_while_equal(published[chunk - 1], 0);
+        std::copy_n(&leaving[(chunk - 1) * C], C, carry.begin());
       }
-      auto [r, r1] = chunk(round, t);
-      size_t q = 0, q1 = 0;  // the next round's chunk, if any
-      if (round + 1 < rounds) {
-        std::tie(q, q1) = chunk(round + 1, t);
-        start_aggregate(round + 1);
-      }
-      while (r < r1 || q < q1) {
-        if (r < r1) {
-          const size_t r_next = std::min(r1, r + slice_rows);
-          ScanRowsOf<true>(s, r, r_next, 0, C, starts_from_null(r) ? nullptr : carry.data(), carry.data(), nullptr);
-          r = r_next;
+      const float *end = end_state[chunk / threads & 1].data(), *p = product[chunk / threads & 1].data();
+      float* out = &leaving[chunk * C];
+      for (size_t c = 0; c < C; ++c) out[c] = p[c] * carry[c] + end[c];
+      published[chunk].store(1, std::memory_order_release);
+      published[chunk].notify_all();
+    };
+
+    const size_t first = static_cast<size_t>(thread_index);
+    if (first >= chunks) return;
+    Cursor ahead = cursor_of(first);
+    reset_aggregate(first);
+    while (ahead.row < ahead.end) aggregate_slice(ahead);
+    for (size_t chunk = first; chunk < chunks; chunk += threads) {
+      Cursor scan = cursor_of(chunk);
+      ahead = cursor_of(chunk + threads);
+      if (ahead.chunk < chunks) reset_aggregate(ahead.chunk);
+      // Aggregate ahead until the state entering this chunk is published.
+      if (scan.chunk > 0)
+        while (ahead.row < ahead.end && published[scan.chunk - 1].load(std::memory_order_acquire) == 0)
+          aggregate_slice(ahead);
+      chain(scan.chunk);
+      while (scan.row < scan.end || ahead.row < ahead.end) {
+        if (scan.row < scan.end) {
+          const size_t next = std::min(scan.end, scan.row + slice_rows);
+          ScanRowsOf<true>(s, scan.row, next, 0, C, starts_from_null(scan.row) ? nullptr : carry.data(), carry.data(),
+                           nullptr);
+          scan.row = next;
         }
-        if (q < q1) {
-          const size_t q_next = std::min(q1, q + slice_rows);
-          aggregate(round + 1, q, q_next);
-          q = q_next;
-        }
+        if (ahead.row < ahead.end) aggregate_slice(ahead);
       }
-      pool->barrier();
     }
   });
 }
@@ -213,7 +228,7 @@ void ScanParallel(const detail::ScanRows& s, ThreadPool* pool) {
       if (c0 < c1) ScanRowsOf<true>(s, 0, s.rows, c0, c1, s.init ? s.init + c0 : nullptr, nullptr, nullptr);
     });
   } else if (threads > 1 && s.rows >= threads && s.rows * s.channels >= kMinParallelElements) {
-    ScanRounds(s, pool);
+    ScanChained(s, pool);
   } else {
     ScanBlock(s, 0, s.rows, s.init);
   }

@@ -24,7 +24,7 @@ void cpu_relax() {
 constexpr auto kSpinTime = std::chrono::microseconds(50);
 
 template <typename T>
-void wait_while_equal(const std::atomic<T>& value, T old) {
+void spin_then_sleep_while_equal(const std::atomic<T>& value, T old) {
   const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
   for (unsigned i = 1;; ++i) {
     if (value.load(std::memory_order_acquire) != old) return;
@@ -47,6 +47,8 @@ class RegionMark {
 };
 
 }  // namespace
+
+void wait_while_equal(const std::atomic<uint32_t>& value, uint32_t old) { spin_then_sleep_while_equal(value, old); }
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads > 0 ? num_threads : default_num_threads()) {
   workers_.reserve(num_threads_ - 1);
@@ -94,7 +96,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   run_region(0);
   for (int done = workers_done_.load(std::memory_order_acquire); done != num_threads_ - 1;
        done = workers_done_.load(std::memory_order_acquire)) {
-    wait_while_equal(workers_done_, done);
+    spin_then_sleep_while_equal(workers_done_, done);
   }
   region_ = nullptr;
   if (first_error_) std::rethrow_exception(first_error_);
@@ -103,7 +105,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 void ThreadPool::worker_loop(int thread_index) {
   uint32_t seen = 0;
   for (;;) {
-    wait_while_equal(region_generation_, seen);
+    spin_then_sleep_while_equal(region_generation_, seen);
     seen = region_generation_.load(std::memory_order_acquire);
     if (stopping_.load(std::memory_order_acquire)) return;
     const RegionMark mark(this);
@@ -131,7 +133,7 @@ void ThreadPool::barrier() {
     barrier_generation_.fetch_add(1, std::memory_order_acq_rel);
     barrier_generation_.notify_all();
   } else {
-    wait_while_equal(barrier_generation_, generation);
+    spin_then_sleep_while_equal(barrier_generation_, generation);
   }
 }
 

@@ -7,14 +7,13 @@
 //
 // SIMD runs across channels, several vectors of them per row at a time, so
 // the rows stream through memory in order. Threads split the channels when
-// rows are wide (≥ 1024 channels per thread); with fewer channels than a
-// vector per thread they split the time steps into chunks: each chunk scans
-// from a zero state, a short sequential pass carries the chunks' end states
-// across, and a fix-up pass adds each chunk's carried-in state times the
-// running product of its a's. In between, one thread streams the whole scan,
-// which is memory-bound and already near the machine's bandwidth. The results
-// are those of the sequential loop up to fp32 rounding (the chunked form
-// reassociates).
+// rows are wide (≥ 1024 channels per thread). Otherwise a long scan goes in
+// cache-sized chunks of steps dealt to the threads in turn: each chunk is
+// first reduced to its end state and the product of its a's, then scanned
+// again from cache once the state leaving the chunk before it is handed on,
+// so every input is read from memory once. Small scans run on the calling
+// thread. The results are those of the sequential loop up to fp32 rounding
+// (the chunked form reassociates).
 #pragma once
 
 #include "seqk/tensor.h"

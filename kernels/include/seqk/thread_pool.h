@@ -16,6 +16,12 @@
 
 namespace seqk {
 
+// Waits until `value` no longer holds `old` the way the pool's threads wait
+// for each other: spinning first, then sleeping on a futex, so whoever
+// changes `value` must notify_all(). For a hand-off from one thread of a
+// region to another where a barrier would stop them all.
+void wait_while_equal(const std::atomic<uint32_t>& value, uint32_t old);
+
 class ThreadPool {
  public:
   // num_threads <= 0 means default_num_threads().
