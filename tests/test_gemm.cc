@@ -359,6 +359,41 @@ TEST(PackedMatrix, OrderLayout) {
   }
 }
 
+// Filled column by column (each in pieces that cross panel boundaries, one
+// of zeros) after a reset that reuses larger storage full of stale values:
+// the same panels as packing the whole matrix, padding lanes zero.
+TEST(PackedMatrix, ResetAndSetColumnsMatchPacking) {
+  PackedMatrix filled;
+  filled.reset(50, 40);
+  for (int64_t k = 0; k < 40; ++k) {
+    const std::vector<float> stale(50, std::nanf(""));
+    filled.set_column(k, 0, stale.data(), 50);
+  }
+  for (int64_t N : {1, 16, 17, 40}) {
+    for (int64_t K : {1, 5, 33}) {
+      std::vector<float> b = random_floats(N * K, N + K);
+      for (int64_t k = 0; k < K; ++k) b[(N / 2) * K + k] = 0.0f;  // row N/2 is set from null
+      const PackedMatrix packed(ConstView(b.data(), {N, K}));
+      filled.reset(N, K);
+      for (int64_t k = 0; k < K; ++k) {
+        std::vector<float> column(N);
+        for (int64_t n = 0; n < N; ++n) column[n] = b[n * K + k];
+        // Rows [0, N/2), row N/2 from null, rows (N/2, N).
+        filled.set_column(k, 0, column.data(), N / 2);
+        filled.set_column(k, N / 2, nullptr, 1);
+        filled.set_column(k, N / 2 + 1, column.data() + N / 2 + 1, N - N / 2 - 1);
+      }
+      ASSERT_EQ(filled.rows(), N);
+      ASSERT_EQ(filled.cols(), K);
+      for (int64_t p = 0; p < packed.panels(); ++p)
+        for (int64_t i = 0; i < K * seqk::kPanelWidth; ++i)
+          ASSERT_EQ(filled.panel(p)[i], packed.panel(p)[i]) << "N=" << N << " K=" << K << " panel " << p << " at " << i;
+    }
+  }
+  EXPECT_THROW(filled.reset(0, 3), seqk::Error);
+  EXPECT_THROW(filled.reset(3, -1), seqk::Error);
+}
+
 TEST(PackedMatrix, DefaultIsEmpty) {
   const PackedMatrix packed;
   EXPECT_TRUE(packed.empty());

@@ -102,6 +102,30 @@ PackedMatrix::PackedMatrix(ConstView b, const std::vector<int64_t>& order) {
   }
 }
 
+void PackedMatrix::reset(int64_t rows, int64_t cols) {
+  require(rows > 0 && cols > 0, "a packed matrix must have a positive size, got (", rows, ", ", cols, ")");
+  rows_ = rows;
+  cols_ = cols;
+  data_.resize(static_cast<size_t>(panels() * kPanelWidth * cols_));
+  // Lanes past the last row are read by the micro-kernels (and thrown away):
+  // zero, as packing leaves them, so no stale value is ever read.
+  if (rows_ % kPanelWidth != 0) {
+    float* last = data_.data() + (panels() - 1) * kPanelWidth * cols_;
+    for (int64_t k = 0; k < cols_; ++k)
+      std::fill(last + k * kPanelWidth + rows_ % kPanelWidth, last + (k + 1) * kPanelWidth, 0.0f);
+  }
+}
+
+void PackedMatrix::set_column(int64_t k, int64_t n0, const float* values, int64_t count) {
+  for (int64_t n = n0; n < n0 + count;) {
+    const int64_t lane = n % kPanelWidth, run = std::min(kPanelWidth - lane, n0 + count - n);
+    float* dst = data_.data() + ((n / kPanelWidth) * cols_ + k) * kPanelWidth + lane;
+    if (values) std::memcpy(dst, values + (n - n0), run * sizeof(float));
+    else std::fill(dst, dst + run, 0.0f);
+    n += run;
+  }
+}
+
 void gemm(ConstView a, const PackedMatrix& b, View c, const GemmArgs& args, ThreadPool* pool) {
   require_matrix(a, "A");
   require(!b.empty(), "B is not packed (empty PackedMatrix)");

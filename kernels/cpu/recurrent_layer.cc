@@ -220,31 +220,28 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   AlignedVector dh(static_cast<size_t>(batch * padded));
   AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
   RecurrentSaved::BackwardScratch& scratch = saved.scratch_;
-  // Each scratch buffer holds what a fresh one would: zeros, or ones.
-  auto reuse = [](AlignedVector& buffer, int64_t size, float value) -> AlignedVector& {
-    buffer.assign(static_cast<size_t>(size), value);
-    return buffer;
-  };
+  // The scratch buffers are kept from call to call and only resized: every
+  // value the backward reads from them it has written first (each row of
+  // the gate gradients in the recurrence, the weight gradients by the first
+  // chunk's GEMM, which does not accumulate).
   AlignedVector* dgates = scratch.dgates;
   AlignedVector* dgates_hidden = scratch.dgates_hidden;
   for (int which = 0; which < 2; ++which) {
-    reuse(dgates[which], chunk_rows * gate_cols, 0.0f);
-    reuse(dgates_hidden[which], gru ? chunk_rows * gate_cols : 0, 0.0f);
+    dgates[which].resize(static_cast<size_t>(chunk_rows * gate_cols));
+    dgates_hidden[which].resize(static_cast<size_t>(gru ? chunk_rows * gate_cols : 0));
   }
 
   // Operands of the weight-gradient GEMMs, [x (| h) | 1] and, for the GRU,
-  // [h | 1], per row; the column of ones makes them also sum the gate
-  // gradients, i.e. give the bias gradients.
+  // [h | 1], per row, written packed; the column of ones makes them also sum
+  // the gate gradients, i.e. give the bias gradients.
   const int64_t inputs = gru ? input + 1 : input + hidden + 1;  // columns of the first operand
-  AlignedVector& first_operand = reuse(scratch.first_operand, chunk_rows * inputs, 1.0f);
-  AlignedVector& second_operand = reuse(scratch.second_operand, gru ? chunk_rows * (hidden + 1) : 0, 1.0f);
+  PackedMatrix& first_operand = scratch.first_operand;
+  PackedMatrix& second_operand = scratch.second_operand;
   // Blocked rows: [dW_ih | (dW_hh |) db]; GRU: [dW_hh | db_hh] apart.
-  AlignedVector& dw_first = reuse(scratch.dw_first, gate_cols * inputs, 0.0f);
-  AlignedVector& dw_second = reuse(scratch.dw_second, gru ? gate_cols * (hidden + 1) : 0, 0.0f);
-  auto copy_row = [](float* dst, const float* src, int64_t width) {
-    if (src) std::memcpy(dst, src, width * sizeof(float));
-    else std::fill(dst, dst + width, 0.0f);
-  };
+  AlignedVector& dw_first = scratch.dw_first;
+  AlignedVector& dw_second = scratch.dw_second;
+  dw_first.resize(static_cast<size_t>(gate_cols * inputs));
+  dw_second.resize(static_cast<size_t>(gru ? gate_cols * (hidden + 1) : 0));
   // Per-step states (LSTM c_t, GRU hidden side of n) from row `row`; the RNN has none.
   auto cells_at = [&](int64_t row) { return saved.cells_.empty() ? nullptr : saved.cells_.data() + row * padded; };
 
@@ -262,24 +259,36 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
          args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, pool});
 
     // Row (t, b) pairs x_t with h_{t-1} of the same sequence: row b of step t - 1, or h0.
-    for (int64_t t = t0; t < t1; ++t) {
-      for (int64_t b = 0; b < shape.offsets[t + 1] - shape.offsets[t]; ++b) {
-        const int64_t r = shape.offsets[t] + b - row0;
+    first_operand.reset(inputs, rows);
+    if (gru) second_operand.reset(hidden + 1, rows);
+    pool->run([&](int thread_index, int num_threads) {
+      const int64_t r0 = rows * thread_index / num_threads, r1 = rows * (thread_index + 1) / num_threads;
+      const float one = 1.0f;
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t row = row0 + r;
+        const int64_t t = std::upper_bound(shape.offsets.begin() + t0, shape.offsets.begin() + t1 + 1, row) -
+                          shape.offsets.begin() - 1;
+        const int64_t b = row - shape.offsets[t];
         const float* h_prev = t > 0 ? args.y.data() + (shape.offsets[t - 1] + b) * hidden
                               : h0  ? h0 + b * hidden
                                     : nullptr;
-        copy_row(&first_operand[r * inputs], args.x.data() + (row0 + r) * input, input);
-        copy_row(gru ? &second_operand[r * (hidden + 1)] : &first_operand[r * inputs + input], h_prev, hidden);
+        first_operand.set_column(r, 0, args.x.data() + row * input, input);
+        if (gru) {
+          first_operand.set_column(r, input, &one, 1);
+          second_operand.set_column(r, 0, h_prev, hidden);
+          second_operand.set_column(r, hidden, &one, 1);
+        } else {
+          first_operand.set_column(r, input, h_prev, hidden);
+          first_operand.set_column(r, input + hidden, &one, 1);
+        }
       }
-    }
+    });
     const GemmArgs accumulate{.accumulate = t1 != steps};
     gemm(ConstView(dg, {rows, gate_cols}).transposed(),
-         PackedMatrix(ConstView(first_operand.data(), {rows, inputs}).transposed()),
-         View(dw_first.data(), {gate_cols, inputs}), accumulate, pool);
+         first_operand, View(dw_first.data(), {gate_cols, inputs}), accumulate, pool);
     if (gru) {
       gemm(ConstView(dg_hidden, {rows, gate_cols}).transposed(),
-           PackedMatrix(ConstView(second_operand.data(), {rows, hidden + 1}).transposed()),
-           View(dw_second.data(), {gate_cols, hidden + 1}), accumulate, pool);
+           second_operand, View(dw_second.data(), {gate_cols, hidden + 1}), accumulate, pool);
     }
     if (!args.dx.empty())
       gemm(ConstView(dg, {rows, gate_cols}), w_ih_t_packed_, View(args.dx.data() + row0 * input, {rows, input}), {},

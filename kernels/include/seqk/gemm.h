@@ -31,6 +31,17 @@ class PackedMatrix {
   // zeros where order[r] < 0. This is how layers interleave gates.
   PackedMatrix(ConstView b, const std::vector<int64_t>& order);
 
+  // Makes this an (rows, cols) matrix to fill column by column with
+  // set_column, for an operand built a row of Bᵀ at a time: it is packed as
+  // it is written, with no copy to pack afterwards. The storage is kept when
+  // large enough; values are unspecified until set (the zero padding past
+  // `rows` excepted). Throws on a negative or zero size.
+  void reset(int64_t rows, int64_t cols);
+
+  // Rows [n0, n0 + count) of column k: `values`, or zeros where null. Bounds
+  // are the caller's to keep (it runs once per operand row, in inner loops).
+  void set_column(int64_t k, int64_t n0, const float* values, int64_t count);
+
   int64_t rows() const { return rows_; }  // N
   int64_t cols() const { return cols_; }  // K
   int64_t panels() const { return (rows_ + kPanelWidth - 1) / kPanelWidth; }

@@ -91,7 +91,8 @@ class RecurrentSaved {
   // on every backward (free() hands such buffers back to the system). So
   // two backward calls may not use one saved at the same time.
   struct BackwardScratch {
-    AlignedVector dgates[2], dgates_hidden[2], first_operand, second_operand, dw_first, dw_second;
+    AlignedVector dgates[2], dgates_hidden[2], dw_first, dw_second;
+    PackedMatrix first_operand, second_operand;
   };
   mutable BackwardScratch scratch_;
 };
