@@ -126,7 +126,7 @@ template <CellKind kCell>
 void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
   constexpr size_t kGates = gates_per_unit(kCell);
   const size_t hidden = s.hidden, padded = s.padded_hidden;
-  const size_t gate_cols = kGates * padded;
+  const size_t gate_cols = kGates * padded, dstride = static_cast<size_t>(s.dgates_stride);
   const size_t blocks = padded / kUnits;
   s.pool->run([&](int thread_index, int num_threads) {
     const BlockRange mine = BlocksOfThread(blocks, thread_index, num_threads);
@@ -136,17 +136,17 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
     for (size_t t = steps; t-- > 0;) {
       const size_t rows = s.layout.rows[t], step_batch = s.layout.batch(t);
       const float* gates = s.gates + rows * gate_cols;
-      float* dgates = s.dgates + rows * gate_cols;
-      float* dgates_hidden = s.dgates_hidden + rows * gate_cols;
+      float* dgates = s.dgates + rows * dstride;
+      float* dgates_hidden = s.dgates_hidden + rows * dstride;
       const float* dy = s.dy + rows * hidden;
       // The recurrent part of dL/dh_t for this thread's units, in one GEMM so
       // the tiles span several panels. Only the sequences that run on at
       // t + 1 (a prefix of this step's) get one.
       const bool more = t + 1 < steps;
-      const float* dgates_after = more ? s.dgates_hidden + s.layout.rows[t + 1] * gate_cols : s.dgates_after;
+      const float* dgates_after = more ? s.dgates_hidden + s.layout.rows[t + 1] * dstride : s.dgates_after;
       const size_t after_batch = more ? s.layout.batch(t + 1) : s.layout.next_batch;
       if (dgates_after && after_batch > 0 && mine.begin < mine.end) {
-        GemmPanels({dgates_after, gate_cols, 1, after_batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
+        GemmPanels({dgates_after, dstride, 1, after_batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
                     /*accumulate=*/false, /*specialized=*/true});
       }
       const float* c_prev = t == 0 ? s.c_before : s.cells ? s.cells + s.layout.rows[t - 1] * padded : nullptr;
@@ -155,11 +155,12 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
         for (size_t b = 0; b < step_batch; ++b) {
           const size_t unit = b * padded + u * kUnits, gate = b * gate_cols + u * kGates * kUnits;
+          const size_t dgate = b * dstride + u * kGates * kUnits;
           if (Masked(s.layout, t, b)) {
             // Past the sequence's end nothing flowed forward; the carried
             // gradients pass through to its last step untouched.
-            std::memset(dgates + gate, 0, kGates * kUnits * sizeof(float));
-            if (kCell == CellKind::kGru) std::memset(dgates_hidden + gate, 0, kGates * kUnits * sizeof(float));
+            std::memset(dgates + dgate, 0, kGates * kUnits * sizeof(float));
+            if (kCell == CellKind::kGru) std::memset(dgates_hidden + dgate, 0, kGates * kUnits * sizeof(float));
             continue;
           }
           const float* dy_b = dy + b * hidden + u * kUnits;
@@ -171,14 +172,14 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
           SumBlock(dy_b, recurrent ? s.dh + unit : nullptr, dh_last, valid, dh_block);
           if constexpr (kCell == CellKind::kLstm) {
             LstmCellBackward(gates + gate, c_prev + unit, s.cells + rows * padded + unit, dh_block, s.carry + unit,
-                             dgates + gate);
+                             dgates + dgate);
           } else if constexpr (kCell == CellKind::kGru) {
             for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
             LoadBlock(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
-            GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_block, dh_block, dgates + gate,
-                            dgates_hidden + gate, s.carry + unit);
+            GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_block, dh_block, dgates + dgate,
+                            dgates_hidden + dgate, s.carry + unit);
           } else {
-            RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + gate);
+            RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate);
           }
         }
       }

@@ -85,6 +85,7 @@ struct RecurrentBackwardSteps {
   float* carry;
   float* dgates;         // (rows, G·Hp): dL/d(input-side pre-activations); 0 where masked
   float* dgates_hidden;  // GRU: (rows, G·Hp) the hidden side; else equal to dgates
+  int64_t dgates_stride;  // floats between rows of dgates, dgates_hidden and dgates_after (≥ G·Hp)
   ThreadPool* pool;
 };
 
