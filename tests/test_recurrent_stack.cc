@@ -145,7 +145,8 @@ struct StackRun {
 
 std::vector<float> floats(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
 
-StackRun run_stack(const StackProblem& p) {
+// `saved`: one kept from earlier calls (null: a fresh one).
+StackRun run_stack(const StackProblem& p, seqk::RecurrentStackSaved* kept = nullptr) {
   seqk::RecurrentStack stack(p.cell, p.D, p.H, p.L, p.dirs == 2);
   const int64_t G = seqk::gates_per_unit(p.cell), H = p.H, S = p.states(), out = p.dirs * H;
   std::vector<std::vector<float>> w_ih, w_hh, b_ih, b_hh;
@@ -168,7 +169,8 @@ StackRun run_stack(const StackProblem& p) {
   r.y.assign(p.T * p.B * out, kSentinel);
   r.h_n.assign(S * p.B * H, kSentinel);
   r.c_n.assign(S * p.B * H, kSentinel);
-  seqk::RecurrentStackSaved saved;
+  seqk::RecurrentStackSaved fresh;
+  seqk::RecurrentStackSaved& saved = kept ? *kept : fresh;
   stack.forward({ConstView(x.data(), {p.T, p.B, p.D}), View(r.y.data(), {p.T, p.B, out}),
                  ConstView(h0.data(), {S, p.B, H}), has_c ? ConstView(c0.data(), {S, p.B, H}) : ConstView(),
                  View(r.h_n.data(), {S, p.B, H}), has_c ? View(r.c_n.data(), {S, p.B, H}) : View(), p.lengths, {}},
@@ -235,6 +237,30 @@ TEST(RecurrentStack, TwoBidirectionalLayersMatchReferenceAndFiniteDifferences) {
       EXPECT_TRUE(close_grad("dw_hh", got.dw_hh[i], stack_fd(p, &p.params[i].w_hh)));
       EXPECT_TRUE(close_grad("db_ih", got.db_ih[i], stack_fd(p, &p.params[i].b_ih)));
       EXPECT_TRUE(close_grad("db_hh", got.db_hh[i], stack_fd(p, &p.params[i].b_hh)));
+    }
+  }
+}
+
+// A saved kept across training steps keeps the stack's buffers: after a
+// larger problem has filled them, a smaller one must give exactly what it
+// gives with a fresh saved (no stale row, gradient or size survives).
+TEST(RecurrentStack, KeptSavedGivesTheFreshResults) {
+  for (CellKind cell : kCells) {
+    for (bool bidirectional : {false, true}) {
+      SCOPED_TRACE(testing::Message() << seqk::to_string(cell) << (bidirectional ? " bidirectional" : ""));
+      seqk::RecurrentStackSaved kept;
+      run_stack(make_stack_problem(cell, 3, 5, 2, bidirectional, {6, 2, 5, 4}), &kept);
+      const StackProblem p = make_stack_problem(cell, 3, 5, 2, bidirectional, {3, 1});
+      const StackRun reused = run_stack(p, &kept), fresh = run_stack(p);
+      EXPECT_EQ(reused.y, fresh.y);
+      EXPECT_EQ(reused.h_n, fresh.h_n);
+      EXPECT_EQ(reused.dx, fresh.dx);
+      EXPECT_EQ(reused.dh0, fresh.dh0);
+      EXPECT_EQ(reused.dc0, fresh.dc0);
+      EXPECT_EQ(reused.dw_ih, fresh.dw_ih);
+      EXPECT_EQ(reused.dw_hh, fresh.dw_hh);
+      EXPECT_EQ(reused.db_ih, fresh.db_ih);
+      EXPECT_EQ(reused.db_hh, fresh.db_hh);
     }
   }
 }

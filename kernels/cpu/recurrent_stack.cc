@@ -11,6 +11,20 @@
 
 namespace seqk {
 
+namespace {
+
+// body(r) for every row, the rows shared among the pool's threads: the
+// stack's copies between layers are memory-bound, and one thread draws only
+// part of the bandwidth.
+template <typename Body>
+void for_rows(int64_t rows, ThreadPool* pool, Body&& body) {
+  pool->run([&](int thread_index, int num_threads) {
+    for (int64_t r = rows * thread_index / num_threads; r < rows * (thread_index + 1) / num_threads; ++r) body(r);
+  });
+}
+
+}  // namespace
+
 struct RecurrentStack::Layout {
   detail::SequenceShape shape;
   bool packed;
@@ -25,9 +39,10 @@ struct RecurrentStack::Layout {
     return packed ? View(data, {shape.rows, width}) : View(data, {shape.steps, shape.batch, width});
   }
   // out[r] = in[reversed[r]], rows of `width`.
-  void reverse(const float* in, float* out, int64_t width) const {
-    for (int64_t r = 0; r < shape.rows; ++r)
+  void reverse(const float* in, float* out, int64_t width, ThreadPool* pool) const {
+    for_rows(shape.rows, pool, [&](int64_t r) {
       std::memcpy(out + r * width, in + reversed[r] * width, width * sizeof(float));
+    });
   }
 };
 
@@ -41,9 +56,12 @@ View state_slice(const View& states, int64_t index, int64_t batch, int64_t hidde
   return states.empty() ? View() : View(states.data() + index * batch * hidden, {batch, hidden});
 }
 
-// Copies columns [column, column + width) of (rows, stride) `from` into (rows, width) `to`, or back.
-void copy_columns(const float* from, int64_t from_stride, float* to, int64_t to_stride, int64_t rows, int64_t width) {
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(to + r * to_stride, from + r * from_stride, width * sizeof(float));
+// Copies `width` columns of each of `rows` rows from one row stride to another.
+void copy_columns(const float* from, int64_t from_stride, float* to, int64_t to_stride, int64_t rows, int64_t width,
+                  ThreadPool* pool) {
+  for_rows(rows, pool, [&](int64_t r) {
+    std::memcpy(to + r * to_stride, from + r * from_stride, width * sizeof(float));
+  });
 }
 
 }  // namespace
@@ -117,13 +135,20 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
     saved->outputs.resize(static_cast<std::size_t>(states));
     saved->rows = rows;
   }
+  pool = pool ? pool : &ThreadPool::global();
   // One direction writes straight into the next layer's input (or y); two
-  // write apart and are interleaved. Buffers are made once per call: fresh
-  // pages cost page faults that show next to a layer's run time.
+  // write apart and are interleaved.
   const bool one_direction = dirs == 1;
-  AlignedVector input, output(static_cast<std::size_t>(num_layers_ > 1 || !one_direction ? rows * out_width : 0));
-  AlignedVector reversed_input, direction_output(static_cast<std::size_t>(one_direction ? 0 : rows * H));
-  AlignedVector reversed_output;
+  // A (rows, width) buffer into a saved copy, resized.
+  auto copy_saved = [&](const float* from, int64_t width, AlignedVector& to) {
+    to.resize(static_cast<std::size_t>(rows * width));
+    copy_columns(from, width, to.data(), width, rows, width, pool);
+  };
+  RecurrentStackSaved::ForwardBuffers call_buffers;
+  auto& [input, output, reversed_input, direction_output, reversed_output] =
+      saved ? saved->forward_buffers : call_buffers;
+  output.resize(static_cast<std::size_t>(num_layers_ > 1 || !one_direction ? rows * out_width : 0));
+  direction_output.resize(static_cast<std::size_t>(one_direction ? 0 : rows * H));
   for (int64_t l = 0; l < num_layers_; ++l) {
     const int64_t width = layer_input_size(l);
     const float* in = l == 0 ? args.x.data() : input.data();
@@ -133,7 +158,7 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
       const float* dir_in = in;
       if (dir == 1) {
         reversed_input.resize(static_cast<std::size_t>(rows * width));
-        lay.reverse(in, reversed_input.data(), width);
+        lay.reverse(in, reversed_input.data(), width, pool);
         dir_in = reversed_input.data();
       }
       const RecurrentForwardArgs layer_args{lay.view(dir_in, width),
@@ -147,8 +172,8 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
       if (saved) {
         layers_[index].forward(layer_args, saved->layers[index], pool);
         // x itself needs no copy: backward is given it again.
-        if (l > 0 || dir == 1) saved->inputs[index].assign(dir_in, dir_in + rows * width);
-        saved->outputs[index].assign(layer_out, layer_out + rows * H);
+        if (l > 0 || dir == 1) copy_saved(dir_in, width, saved->inputs[index]);
+        copy_saved(layer_out, H, saved->outputs[index]);
       } else {
         layers_[index].forward(layer_args, pool);
       }
@@ -156,16 +181,16 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
       const float* dir_out = direction_output.data();
       if (dir == 1) {
         reversed_output.resize(static_cast<std::size_t>(rows * H));
-        lay.reverse(direction_output.data(), reversed_output.data(), H);
+        lay.reverse(direction_output.data(), reversed_output.data(), H, pool);
         dir_out = reversed_output.data();
       }
-      copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H);
+      copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H, pool);
     }
     if (one_direction && l + 1 == num_layers_) return;  // written into y
     input.swap(output);
     if (l + 1 < num_layers_) output.resize(static_cast<std::size_t>(rows * out_width));
   }
-  std::memcpy(args.y.data(), input.data(), rows * out_width * sizeof(float));
+  copy_columns(input.data(), out_width, args.y.data(), out_width, rows, out_width, pool);
 }
 
 void RecurrentStack::backward(const RecurrentBackwardArgs& args, const RecurrentStackSaved& saved,
@@ -196,21 +221,30 @@ void RecurrentStack::backward(const RecurrentBackwardArgs& args, const Recurrent
   }
 
   // From the top layer down: each direction's share of dL/d(output), in its
-  // own time order, then its dL/d(input) added into the layer below's.
-  AlignedVector d_output(args.dy.data(), args.dy.data() + rows * out_width), d_input;
-  AlignedVector dy_dir(static_cast<std::size_t>(rows * H)), reversed_dy, dx_dir, reversed_dx;
+  // own time order, then its dL/d(input) added into the layer below's (the
+  // forward direction's written there, the reverse one's added).
+  pool = pool ? pool : &ThreadPool::global();
+  auto& [d_output, d_input, dy_dir, reversed_dy, dx_dir, reversed_dx] = saved.backward_buffers;
+  dy_dir.resize(static_cast<std::size_t>(dirs == 2 ? rows * H : 0));
+  // dL/d(output) of layer l: dy itself at the top, then what the layer
+  // above wrote; the bottom layer writes dx straight into args.dx.
+  const float* d_out = args.dy.data();
   for (int64_t l = num_layers_ - 1; l >= 0; --l) {
     const int64_t width = layer_input_size(l);
     const bool want_dx = l > 0 || !args.dx.empty();
-    d_input.assign(want_dx ? static_cast<std::size_t>(rows * width) : 0, 0.0f);
-    dx_dir.resize(want_dx ? static_cast<std::size_t>(rows * width) : 0);
+    d_input.resize(want_dx && l > 0 ? static_cast<std::size_t>(rows * width) : 0);
+    float* d_in = l > 0 ? d_input.data() : args.dx.data();
+    dx_dir.resize(want_dx && dirs == 2 ? static_cast<std::size_t>(rows * width) : 0);
     for (int64_t dir = 0; dir < dirs; ++dir) {
       const int64_t index = l * dirs + dir;
-      copy_columns(d_output.data() + dir * H, out_width, dy_dir.data(), H, rows, H);
-      const float* dy = dy_dir.data();
+      const float* dy = d_out;
+      if (dirs == 2) {
+        copy_columns(d_out + dir * H, out_width, dy_dir.data(), H, rows, H, pool);
+        dy = dy_dir.data();
+      }
       if (dir == 1) {
         reversed_dy.resize(static_cast<std::size_t>(rows * H));
-        lay.reverse(dy_dir.data(), reversed_dy.data(), H);
+        lay.reverse(dy_dir.data(), reversed_dy.data(), H, pool);
         dy = reversed_dy.data();
       }
       const float* in = saved.inputs[index].empty() ? args.x.data() : saved.inputs[index].data();
@@ -221,24 +255,22 @@ void RecurrentStack::backward(const RecurrentBackwardArgs& args, const Recurrent
                                              lay.view(dy, H),
                                              state_slice(args.dh_n, index, batch, H),
                                              state_slice(args.dc_n, index, batch, H),
-                                             want_dx ? lay.view(dx_dir.data(), width) : View(),
+                                             want_dx ? lay.view(dir == 0 ? d_in : dx_dir.data(), width) : View(),
                                              state_slice(args.dh0, index, batch, H),
                                              state_slice(args.dc0, index, batch, H),
                                              args.lengths,
                                              args.batch_sizes};
       layers_[index].backward(layer_args, saved.layers[index], grads[index], pool);
-      if (!want_dx) continue;
-      const float* dx = dx_dir.data();
-      if (dir == 1) {
-        reversed_dx.resize(static_cast<std::size_t>(rows * width));
-        lay.reverse(dx_dir.data(), reversed_dx.data(), width);
-        dx = reversed_dx.data();
-      }
-      for (int64_t i = 0; i < rows * width; ++i) d_input[i] += dx[i];
+      if (!want_dx || dir == 0) continue;
+      reversed_dx.resize(static_cast<std::size_t>(rows * width));
+      lay.reverse(dx_dir.data(), reversed_dx.data(), width, pool);
+      for_rows(rows, pool, [&](int64_t r) {
+        for (int64_t i = r * width; i < (r + 1) * width; ++i) d_in[i] += reversed_dx[i];
+      });
     }
     d_output.swap(d_input);
+    d_out = d_output.data();
   }
-  if (!args.dx.empty()) std::memcpy(args.dx.data(), d_output.data(), rows * input_size_ * sizeof(float));
 }
 
 }  // namespace seqk

@@ -31,6 +31,17 @@ class RecurrentStackSaved {
   std::vector<AlignedVector> inputs;        // L·dirs: each layer's input in its own time order (empty: x itself)
   std::vector<AlignedVector> outputs;       // L·dirs: each layer's y in its own time order
   int64_t rows = 0;
+  // The stack's working buffers, kept from call to call: a training loop
+  // passes the same saved every step, and fresh buffers of a few MiB cost
+  // page faults that show beside a layer's run time.
+  struct ForwardBuffers {
+    AlignedVector input, output, reversed_input, direction_output, reversed_output;
+  };
+  struct BackwardBuffers {
+    AlignedVector d_output, d_input, dy_dir, reversed_dy, dx_dir, reversed_dx;  // d_output: layer l's, d_input: l−1's
+  };
+  ForwardBuffers forward_buffers;
+  mutable BackwardBuffers backward_buffers;
 };
 
 class RecurrentStack {
