@@ -392,6 +392,18 @@ TEST(PackedMatrix, ResetAndSetColumnsMatchPacking) {
   }
   EXPECT_THROW(filled.reset(0, 3), seqk::Error);
   EXPECT_THROW(filled.reset(3, -1), seqk::Error);
+  EXPECT_THROW(filled.reset(int64_t{1} << 40, int64_t{1} << 40), seqk::Error);
+  // Outside the matrix: an error, and nothing written.
+  filled.reset(20, 3);
+  const std::vector<float> ones(21, 1.0f);
+  for (int64_t k = 0; k < 3; ++k) filled.set_column(k, 0, nullptr, 20);
+  EXPECT_THROW(filled.set_column(3, 0, ones.data(), 1), seqk::Error);
+  EXPECT_THROW(filled.set_column(-1, 0, ones.data(), 1), seqk::Error);
+  EXPECT_THROW(filled.set_column(0, 15, ones.data(), 6), seqk::Error);
+  EXPECT_THROW(filled.set_column(0, -1, ones.data(), 2), seqk::Error);
+  EXPECT_THROW(filled.set_column(0, 0, ones.data(), -1), seqk::Error);
+  for (int64_t p = 0; p < filled.panels(); ++p)
+    for (int64_t i = 0; i < 3 * seqk::kPanelWidth; ++i) ASSERT_EQ(filled.panel(p)[i], 0.0f) << "panel " << p << " at " << i;
 }
 
 TEST(PackedMatrix, DefaultIsEmpty) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/gemm.cc"
@@ -104,6 +105,8 @@ PackedMatrix::PackedMatrix(ConstView b, const std::vector<int64_t>& order) {
 
 void PackedMatrix::reset(int64_t rows, int64_t cols) {
   require(rows > 0 && cols > 0, "a packed matrix must have a positive size, got (", rows, ", ", cols, ")");
+  require((rows + kPanelWidth - 1) / kPanelWidth <= std::numeric_limits<int64_t>::max() / kPanelWidth / cols,
+          "a packed matrix of (", rows, ", ", cols, ") does not fit in memory");
   rows_ = rows;
   cols_ = cols;
   data_.resize(static_cast<size_t>(panels() * kPanelWidth * cols_));
@@ -117,6 +120,8 @@ void PackedMatrix::reset(int64_t rows, int64_t cols) {
 }
 
 void PackedMatrix::set_column(int64_t k, int64_t n0, const float* values, int64_t count) {
+  require(k >= 0 && k < cols_ && n0 >= 0 && count >= 0 && count <= rows_ - n0, "set_column(", k, ", ", n0,
+          ", ", count, ") is outside the packed (", rows_, ", ", cols_, ")");
   for (int64_t n = n0; n < n0 + count;) {
     const int64_t lane = n % kPanelWidth, run = std::min(kPanelWidth - lane, n0 + count - n);
     float* dst = data_.data() + ((n / kPanelWidth) * cols_ + k) * kPanelWidth + lane;

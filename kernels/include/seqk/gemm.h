@@ -38,8 +38,8 @@ class PackedMatrix {
   // `rows` excepted). Throws on a negative or zero size.
   void reset(int64_t rows, int64_t cols);
 
-  // Rows [n0, n0 + count) of column k: `values`, or zeros where null. Bounds
-  // are the caller's to keep (it runs once per operand row, in inner loops).
+  // Rows [n0, n0 + count) of column k: `values`, or zeros where null.
+  // Throws, writing nothing, where they are outside the matrix.
   void set_column(int64_t k, int64_t n0, const float* values, int64_t count);
 
   int64_t rows() const { return rows_; }  // N
