@@ -48,9 +48,7 @@ inline constexpr size_t kTileRows = 3, kTilePanels = 1;  // 12 of 16 xmm
 
 // Depths with a compile-time specialised kernel; others take the generic one.
 inline constexpr size_t kSpecializedDepths[] = {256, 512};
-// K is processed in blocks of at most this many, so a tile's A rows and the
-// B panels it reads stay in L2.
-inline constexpr size_t kMaxDepthBlock = 512;
+inline constexpr size_t kMaxDepthBlock = static_cast<size_t>(kGemmDepthBlock);
 
 // A's element (r, k) is a[r * a_row_stride + k * a_k_stride]: row-major A
 // steps k by 1, a transposed view steps r by 1 (then the kRows values of a

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "kernels/cpu/recurrent_steps.h"
 #include "kernels/recurrent_args.h"
@@ -93,7 +94,12 @@ void RecurrentLayer::set_workspace_limit(int64_t bytes) {
 
 int64_t RecurrentLayer::chunk_steps(int64_t steps, int64_t batch) const {
   const int64_t step_bytes = batch * gates() * padded_hidden_ * int64_t{sizeof(float)};
-  return std::clamp<int64_t>(workspace_limit_ / step_bytes, 1, steps);
+  const int64_t chunk = std::clamp<int64_t>(workspace_limit_ / step_bytes, 1, steps);
+  // The backward's weight-gradient GEMMs take a chunk's rows as their depth:
+  // whole depth blocks keep them on the specialised kernels (a GRU at B=64,
+  // H=512 would otherwise take 21 steps, 1344 rows: a generic 320-deep block).
+  const int64_t block_steps = kGemmDepthBlock / std::gcd(batch, kGemmDepthBlock);
+  return chunk < steps && chunk >= block_steps ? chunk - chunk % block_steps : chunk;
 }
 
 namespace {

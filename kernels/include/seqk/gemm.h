@@ -17,6 +17,9 @@
 namespace seqk {
 
 inline constexpr int64_t kPanelWidth = 16;
+// K runs in blocks of this many (so a tile's A rows and B panels stay in L2);
+// a K that is a multiple of it runs only on the depth-specialised kernels.
+inline constexpr int64_t kGemmDepthBlock = 512;
 
 class PackedMatrix {
  public:
