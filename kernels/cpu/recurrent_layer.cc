@@ -159,7 +159,10 @@ void RecurrentLayer::run_forward(const RecurrentForwardArgs& args, const detail:
   // the gates the recurrence accumulates into are still in cache, and
   // inference needs only a chunk of scratch, not (T, B, G·H).
   const int64_t chunk = chunk_steps(steps, batch);
-  AlignedVector scratch_gates(save ? 0 : static_cast<size_t>(chunk * batch * gate_cols));
+  AlignedVector own_gates;
+  std::unique_lock<std::mutex> lease;
+  AlignedVector& scratch_gates = save ? own_gates : inference_gates_.take(lease, own_gates);
+  if (!save) scratch_gates.resize(static_cast<size_t>(chunk * batch * gate_cols));
 
   // The GRU's hidden-side scratch, and the zero state it needs where h0 is
   // absent (its hidden side is b_hh even then); the other cells skip the

@@ -23,6 +23,23 @@ void for_rows(int64_t rows, ThreadPool* pool, Body&& body) {
   });
 }
 
+// body(dir, pool) for each direction of a layer. Two run at once, each on
+// half of the pool's threads: each direction's steps then wait for half as
+// many threads, and on two threads for none. (Halves of a larger pool are
+// pools of their own, started for the call.)
+template <typename Body>
+void for_directions(int64_t dirs, ThreadPool* pool, Body&& body) {
+  const int threads = pool->num_threads();
+  if (dirs == 1 || threads == 1) {
+    for (int64_t dir = 0; dir < dirs; ++dir) body(dir, pool);
+    return;
+  }
+  ThreadPool halves[2] = {ThreadPool(threads / 2), ThreadPool(threads - threads / 2)};
+  pool->run([&](int thread_index, int) {
+    if (thread_index < 2) body(thread_index, &halves[thread_index]);
+  });
+}
+
 }  // namespace
 
 struct RecurrentStack::Layout {
@@ -140,25 +157,27 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
   // write apart and are interleaved.
   const bool one_direction = dirs == 1;
   // A (rows, width) buffer into a saved copy, resized.
-  auto copy_saved = [&](const float* from, int64_t width, AlignedVector& to) {
+  auto copy_saved = [&](const float* from, int64_t width, AlignedVector& to, ThreadPool* threads) {
     to.resize(static_cast<std::size_t>(rows * width));
-    copy_columns(from, width, to.data(), width, rows, width, pool);
+    copy_columns(from, width, to.data(), width, rows, width, threads);
   };
-  RecurrentStackSaved::ForwardBuffers call_buffers;
+  RecurrentStackSaved::ForwardBuffers own_buffers;
+  std::unique_lock<std::mutex> lease;
   auto& [input, output, reversed_input, direction_output, reversed_output] =
-      saved ? saved->forward_buffers : call_buffers;
+      saved ? saved->forward_buffers : inference_buffers_.take(lease, own_buffers);
   output.resize(static_cast<std::size_t>(num_layers_ > 1 || !one_direction ? rows * out_width : 0));
-  direction_output.resize(static_cast<std::size_t>(one_direction ? 0 : rows * H));
+  for (AlignedVector& buffer : direction_output) buffer.resize(static_cast<std::size_t>(one_direction ? 0 : rows * H));
   for (int64_t l = 0; l < num_layers_; ++l) {
     const int64_t width = layer_input_size(l);
     const float* in = l == 0 ? args.x.data() : input.data();
-    float* layer_out = one_direction ? (l + 1 == num_layers_ ? args.y.data() : output.data()) : direction_output.data();
-    for (int64_t dir = 0; dir < dirs; ++dir) {
+    for_directions(dirs, pool, [&](int64_t dir, ThreadPool* dir_pool) {
       const int64_t index = l * dirs + dir;
+      float* layer_out =
+          one_direction ? (l + 1 == num_layers_ ? args.y.data() : output.data()) : direction_output[dir].data();
       const float* dir_in = in;
       if (dir == 1) {
         reversed_input.resize(static_cast<std::size_t>(rows * width));
-        lay.reverse(in, reversed_input.data(), width, pool);
+        lay.reverse(in, reversed_input.data(), width, dir_pool);
         dir_in = reversed_input.data();
       }
       const RecurrentForwardArgs layer_args{lay.view(dir_in, width),
@@ -170,22 +189,22 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
                                             args.lengths,
                                             args.batch_sizes};
       if (saved) {
-        layers_[index].forward(layer_args, saved->layers[index], pool);
+        layers_[index].forward(layer_args, saved->layers[index], dir_pool);
         // x itself needs no copy: backward is given it again.
-        if (l > 0 || dir == 1) copy_saved(dir_in, width, saved->inputs[index]);
-        copy_saved(layer_out, H, saved->outputs[index]);
+        if (l > 0 || dir == 1) copy_saved(dir_in, width, saved->inputs[index], dir_pool);
+        copy_saved(layer_out, H, saved->outputs[index], dir_pool);
       } else {
-        layers_[index].forward(layer_args, pool);
+        layers_[index].forward(layer_args, dir_pool);
       }
-      if (one_direction) continue;
-      const float* dir_out = direction_output.data();
+      if (one_direction) return;
+      const float* dir_out = layer_out;
       if (dir == 1) {
         reversed_output.resize(static_cast<std::size_t>(rows * H));
-        lay.reverse(direction_output.data(), reversed_output.data(), H, pool);
+        lay.reverse(layer_out, reversed_output.data(), H, dir_pool);
         dir_out = reversed_output.data();
       }
-      copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H, pool);
-    }
+      copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H, dir_pool);
+    });
     if (one_direction && l + 1 == num_layers_) return;  // written into y
     input.swap(output);
     if (l + 1 < num_layers_) output.resize(static_cast<std::size_t>(rows * out_width));
@@ -225,7 +244,7 @@ void RecurrentStack::backward(const RecurrentBackwardArgs& args, const Recurrent
   // forward direction's written there, the reverse one's added).
   pool = pool ? pool : &ThreadPool::global();
   auto& [d_output, d_input, dy_dir, reversed_dy, dx_dir, reversed_dx] = saved.backward_buffers;
-  dy_dir.resize(static_cast<std::size_t>(dirs == 2 ? rows * H : 0));
+  for (AlignedVector& buffer : dy_dir) buffer.resize(static_cast<std::size_t>(dirs == 2 ? rows * H : 0));
   // dL/d(output) of layer l: dy itself at the top, then what the layer
   // above wrote; the bottom layer writes dx straight into args.dx.
   const float* d_out = args.dy.data();
@@ -235,16 +254,16 @@ void RecurrentStack::backward(const RecurrentBackwardArgs& args, const Recurrent
     d_input.resize(want_dx && l > 0 ? static_cast<std::size_t>(rows * width) : 0);
     float* d_in = l > 0 ? d_input.data() : args.dx.data();
     dx_dir.resize(want_dx && dirs == 2 ? static_cast<std::size_t>(rows * width) : 0);
-    for (int64_t dir = 0; dir < dirs; ++dir) {
+    for_directions(dirs, pool, [&](int64_t dir, ThreadPool* dir_pool) {
       const int64_t index = l * dirs + dir;
       const float* dy = d_out;
       if (dirs == 2) {
-        copy_columns(d_out + dir * H, out_width, dy_dir.data(), H, rows, H, pool);
-        dy = dy_dir.data();
+        copy_columns(d_out + dir * H, out_width, dy_dir[dir].data(), H, rows, H, dir_pool);
+        dy = dy_dir[dir].data();
       }
       if (dir == 1) {
         reversed_dy.resize(static_cast<std::size_t>(rows * H));
-        lay.reverse(dy_dir.data(), reversed_dy.data(), H, pool);
+        lay.reverse(dy_dir[dir].data(), reversed_dy.data(), H, dir_pool);
         dy = reversed_dy.data();
       }
       const float* in = saved.inputs[index].empty() ? args.x.data() : saved.inputs[index].data();
@@ -260,10 +279,13 @@ void RecurrentStack::backward(const RecurrentBackwardArgs& args, const Recurrent
                                              state_slice(args.dc0, index, batch, H),
                                              args.lengths,
                                              args.batch_sizes};
-      layers_[index].backward(layer_args, saved.layers[index], grads[index], pool);
-      if (!want_dx || dir == 0) continue;
-      reversed_dx.resize(static_cast<std::size_t>(rows * width));
-      lay.reverse(dx_dir.data(), reversed_dx.data(), width, pool);
+      layers_[index].backward(layer_args, saved.layers[index], grads[index], dir_pool);
+      if (want_dx && dir == 1) {
+        reversed_dx.resize(static_cast<std::size_t>(rows * width));
+        lay.reverse(dx_dir.data(), reversed_dx.data(), width, dir_pool);
+      }
+    });
+    if (want_dx && dirs == 2) {
       for_rows(rows, pool, [&](int64_t r) {
         for (int64_t i = r * width; i < (r + 1) * width; ++i) d_in[i] += reversed_dx[i];
       });

@@ -32,6 +32,7 @@
 
 #include "seqk/aligned.h"
 #include "seqk/gemm.h"
+#include "seqk/kept_buffers.h"
 #include "seqk/recurrent.h"
 #include "seqk/tensor.h"
 #include "seqk/thread_pool.h"
@@ -143,6 +144,7 @@ class RecurrentLayer {
   // (G·Hp) blocked: what the input projection adds (b_ih + b_hh, or b_ih
   // for the GRU) and, for the GRU, what the hidden side adds (b_hh).
   AlignedVector input_bias_, hidden_bias_;
+  mutable KeptBuffers<AlignedVector> inference_gates_;  // a chunk's gates, forward without a saved
 };
 
 // torch.nn.GRU's cell: gates r, z, n.

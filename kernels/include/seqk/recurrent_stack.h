@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "seqk/aligned.h"
+#include "seqk/kept_buffers.h"
 #include "seqk/recurrent_layer.h"
 
 namespace seqk {
@@ -35,10 +36,10 @@ class RecurrentStackSaved {
   // passes the same saved every step, and fresh buffers of a few MiB cost
   // page faults that show beside a layer's run time.
   struct ForwardBuffers {
-    AlignedVector input, output, reversed_input, direction_output, reversed_output;
+    AlignedVector input, output, reversed_input, direction_output[2], reversed_output;
   };
   struct BackwardBuffers {
-    AlignedVector d_output, d_input, dy_dir, reversed_dy, dx_dir, reversed_dx;  // d_output: layer l's, d_input: l−1's
+    AlignedVector d_output, d_input, dy_dir[2], reversed_dy, dx_dir, reversed_dx;  // d_output: layer l's, d_input: l−1's
   };
   ForwardBuffers forward_buffers;
   mutable BackwardBuffers backward_buffers;
@@ -73,6 +74,8 @@ class RecurrentStack {
   CellKind cell_;
   int64_t input_size_, hidden_size_, num_layers_, directions_;
   std::vector<RecurrentLayer> layers_;  // L·dirs
+
+  mutable KeptBuffers<RecurrentStackSaved::ForwardBuffers> inference_buffers_;  // forward without a saved
 };
 
 }  // namespace seqk
