@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "reference.h"
@@ -263,6 +264,48 @@ TEST(RecurrentStack, KeptSavedGivesTheFreshResults) {
       EXPECT_EQ(reused.db_hh, fresh.db_hh);
     }
   }
+}
+
+// The inference forward keeps its buffers in the stack (and each layer's in
+// the layer) for one caller at a time: callers on two threads at once, each
+// with its own pool, still get the results of a caller alone.
+TEST(RecurrentStack, ConcurrentInferenceCallsGiveTheSameResults) {
+  const StackProblem p = make_stack_problem(CellKind::kLstm, 16, 32, 2, true, {40, 33, 17, 40, 2, 29});
+  seqk::RecurrentStack stack(p.cell, p.D, p.H, p.L, true);
+  std::vector<std::vector<float>> values;
+  std::vector<seqk::RecurrentParams> params;
+  const int64_t G = seqk::gates_per_unit(p.cell);
+  for (const RefRecurrentParams& rp : p.params) {
+    for (const std::vector<double>* v : {&rp.w_ih, &rp.w_hh, &rp.b_ih, &rp.b_hh}) values.push_back(floats(*v));
+    const size_t i = values.size() - 4;
+    params.push_back({ConstView(values[i].data(), {G * p.H, rp.D}), ConstView(values[i + 1].data(), {G * p.H, p.H}),
+                      ConstView(values[i + 2].data(), {G * p.H}), ConstView(values[i + 3].data(), {G * p.H})});
+  }
+  stack.set_parameters(params);
+  const std::vector<float> x = floats(p.x);
+  auto run = [&](seqk::ThreadPool* pool) {
+    std::vector<float> y(p.T * p.B * 2 * p.H, kSentinel);
+    stack.forward({ConstView(x.data(), {p.T, p.B, p.D}), View(y.data(), {p.T, p.B, 2 * p.H}), {}, {}, {}, {},
+                   p.lengths, {}},
+                  pool);
+    return y;
+  };
+  seqk::ThreadPool alone(2);
+  const std::vector<float> want = run(&alone);
+  std::vector<float> got[2];
+  std::thread callers[2];
+  for (int c = 0; c < 2; ++c) {
+    callers[c] = std::thread([&, c] {
+      seqk::ThreadPool own(2);
+      for (int i = 0; i < 50; ++i) {
+        got[c] = run(&own);
+        if (got[c] != want) return;
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(got[0], want);
+  EXPECT_EQ(got[1], want);
 }
 
 // Larger, three layers, one direction and two: forward against the reference.
