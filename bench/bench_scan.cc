@@ -35,9 +35,18 @@ namespace {
 constexpr int64_t kChannels = 64;  // B·D: one sequence of 64 channels
 constexpr double kMinTimeSeconds = 0.2;
 
-// STREAM triad a = b + s·c over 3 × 64 MiB on every thread of the global
-// pool: 12 bytes moved per element (two loads, one store), best of a few
-// passes. The scan rows are divided by it.
+// STREAM's triad out = x + s·y over n elements, shared among the pool's threads.
+void triad(seqk::ThreadPool& pool, float* out, const float* x, const float* y, size_t n) {
+  pool.run([&](int t, int threads) {
+    const size_t begin = n * t / threads, end = n * (t + 1) / threads;
+    for (size_t i = begin; i < end; ++i) out[i] = x[i] + 3.0f * y[i];
+  });
+  benchmark::DoNotOptimize(out);
+}
+
+// The triad over 3 × 64 MiB on every thread of the global pool: 12 bytes
+// moved per element (two loads, one store), best of a few passes. The scan
+// rows are divided by it.
 double triad_gbps() {
   static const double gbps = [] {
     const size_t n = size_t{16} << 20;
@@ -46,10 +55,7 @@ double triad_gbps() {
     double best = 0;
     for (int pass = 0; pass < 5; ++pass) {
       const auto start = std::chrono::steady_clock::now();
-      pool.run([&](int t, int threads) {
-        const size_t begin = n * t / threads, end = n * (t + 1) / threads;
-        for (size_t i = begin; i < end; ++i) a[i] = b[i] + 3.0f * c[i];
-      });
+      triad(pool, a.data(), b.data(), c.data(), n);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       best = std::max(best, 12.0 * n / seconds * 1e-9);
     }
@@ -105,23 +111,17 @@ void bench_scan_paired_triad(benchmark::State& state) {
   seqk::ThreadPool& pool = seqk::ThreadPool::global();
   const seqk::LinearScanArgs args{{a.data(), {T, 1, kChannels}}, {b.data(), {T, 1, kChannels}}, {},
                                   {h.data(), {T, 1, kChannels}}};
-  auto triad = [&] {
-    pool.run([&](int t, int threads) {
-      const size_t begin = n * t / threads, end = n * (t + 1) / threads;
-      for (size_t i = begin; i < end; ++i) h[i] = b[i] + 3.0f * a[i];
-    });
-    benchmark::DoNotOptimize(h.data());
-  };
+  auto triad_pass = [&] { triad(pool, h.data(), b.data(), a.data(), n); };
   auto seconds_of = [](auto&& body) {
     const auto start = std::chrono::steady_clock::now();
     body();
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  triad();
+  triad_pass();
   seqk::linear_scan(args, &pool);  // both touch every page before timing
   double scan_seconds = 0, triad_seconds = 0;
   for (auto _ : state) {
-    triad_seconds += seconds_of(triad);
+    triad_seconds += seconds_of(triad_pass);
     const double seconds = seconds_of([&] { seqk::linear_scan(args, &pool); });
     scan_seconds += seconds;
     state.SetIterationTime(seconds);

@@ -146,10 +146,11 @@ struct StackRun {
 
 std::vector<float> floats(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
 
-// `saved`: one kept from earlier calls (null: a fresh one).
-StackRun run_stack(const StackProblem& p, seqk::RecurrentStackSaved* kept = nullptr) {
+// seqk's stack with the problem's parameters (in fp32; set_parameters packs
+// its own copy).
+seqk::RecurrentStack stack_of(const StackProblem& p) {
   seqk::RecurrentStack stack(p.cell, p.D, p.H, p.L, p.dirs == 2);
-  const int64_t G = seqk::gates_per_unit(p.cell), H = p.H, S = p.states(), out = p.dirs * H;
+  const int64_t G = seqk::gates_per_unit(p.cell), H = p.H;
   std::vector<std::vector<float>> w_ih, w_hh, b_ih, b_hh;
   std::vector<seqk::RecurrentParams> params;
   for (const RefRecurrentParams& rp : p.params) {
@@ -163,6 +164,13 @@ StackRun run_stack(const StackProblem& p, seqk::RecurrentStackSaved* kept = null
                       ConstView(b_ih[i].data(), {G * H}), ConstView(b_hh[i].data(), {G * H})});
   }
   stack.set_parameters(params);
+  return stack;
+}
+
+// `saved`: one kept from earlier calls (null: a fresh one).
+StackRun run_stack(const StackProblem& p, seqk::RecurrentStackSaved* kept = nullptr) {
+  const seqk::RecurrentStack stack = stack_of(p);
+  const int64_t G = seqk::gates_per_unit(p.cell), H = p.H, S = p.states(), out = p.dirs * H;
   const std::vector<float> x = floats(p.x), h0 = floats(p.h0), c0 = floats(p.c0), dy = floats(p.w_y),
                            dh_n = floats(p.w_h), dc_n = floats(p.w_c);
   const bool has_c = !p.c0.empty();
@@ -271,17 +279,7 @@ TEST(RecurrentStack, KeptSavedGivesTheFreshResults) {
 // with its own pool, still get the results of a caller alone.
 TEST(RecurrentStack, ConcurrentInferenceCallsGiveTheSameResults) {
   const StackProblem p = make_stack_problem(CellKind::kLstm, 16, 32, 2, true, {40, 33, 17, 40, 2, 29});
-  seqk::RecurrentStack stack(p.cell, p.D, p.H, p.L, true);
-  std::vector<std::vector<float>> values;
-  std::vector<seqk::RecurrentParams> params;
-  const int64_t G = seqk::gates_per_unit(p.cell);
-  for (const RefRecurrentParams& rp : p.params) {
-    for (const std::vector<double>* v : {&rp.w_ih, &rp.w_hh, &rp.b_ih, &rp.b_hh}) values.push_back(floats(*v));
-    const size_t i = values.size() - 4;
-    params.push_back({ConstView(values[i].data(), {G * p.H, rp.D}), ConstView(values[i + 1].data(), {G * p.H, p.H}),
-                      ConstView(values[i + 2].data(), {G * p.H}), ConstView(values[i + 3].data(), {G * p.H})});
-  }
-  stack.set_parameters(params);
+  const seqk::RecurrentStack stack = stack_of(p);
   const std::vector<float> x = floats(p.x);
   auto run = [&](seqk::ThreadPool* pool) {
     std::vector<float> y(p.T * p.B * 2 * p.H, kSentinel);
@@ -327,20 +325,7 @@ TEST(RecurrentStack, ForwardMatchesReferenceAtLargerSizes) {
 TEST(RecurrentStack, PackedEqualsPadded) {
   const StackProblem p = make_stack_problem(CellKind::kGru, 3, 5, 2, true, {2, 4, 4, 1});
   const StackRun padded = run_stack(p);
-  seqk::RecurrentStack stack(p.cell, p.D, p.H, p.L, true);
-  std::vector<std::vector<float>> w_ih, w_hh, b_ih, b_hh;
-  std::vector<seqk::RecurrentParams> params;
-  for (const RefRecurrentParams& rp : p.params) {
-    w_ih.push_back(floats(rp.w_ih));
-    w_hh.push_back(floats(rp.w_hh));
-    b_ih.push_back(floats(rp.b_ih));
-    b_hh.push_back(floats(rp.b_hh));
-  }
-  for (std::size_t i = 0; i < p.params.size(); ++i) {
-    params.push_back({ConstView(w_ih[i].data(), {15, p.params[i].D}), ConstView(w_hh[i].data(), {15, 5}),
-                      ConstView(b_ih[i].data(), {15}), ConstView(b_hh[i].data(), {15})});
-  }
-  stack.set_parameters(params);
+  const seqk::RecurrentStack stack = stack_of(p);
   const seqk::PackedLayout layout = seqk::packed_layout(p.lengths);
   const int64_t N = layout.rows(), S = p.states(), B = p.B, H = p.H;
   const std::vector<float> x = floats(p.x), h0 = floats(p.h0);

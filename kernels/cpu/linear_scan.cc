@@ -149,17 +149,20 @@ void ScanChained(const detail::ScanRows& s, ThreadPool* pool) {
     auto cursor_of = [&](size_t chunk) {
       return Cursor{chunk, std::min(s.rows, chunk * chunk_rows), std::min(s.rows, (chunk + 1) * chunk_rows)};
     };
+    // Aggregates of the chunk being rescanned and of the one ahead: this
+    // thread's chunks alternate between the two slots.
     AlignedVector end_state[2] = {AlignedVector(C), AlignedVector(C)}, product[2] = {AlignedVector(C), AlignedVector(C)};
+    auto slot = [&](size_t chunk) { return chunk / threads & 1; };
     AlignedVector carry(C);
     auto reset_aggregate = [&](size_t chunk) {
-      std::fill_n(end_state[chunk / threads & 1].begin(), C, 0.0f);
-      std::fill_n(product[chunk / threads & 1].begin(), C, 1.0f);
+      std::fill_n(end_state[slot(chunk)].begin(), C, 0.0f);
+      std::fill_n(product[slot(chunk)].begin(), C, 1.0f);
     };
     auto aggregate_slice = [&](Cursor& c) {
       const size_t next = std::min(c.end, c.row + slice_rows);
-      float* end = end_state[c.chunk / threads & 1].data();
+      float* end = end_state[slot(c.chunk)].data();
       ScanRowsOf<false>(s, c.row, next, 0, C, starts_from_null(c.row) ? nullptr : end, end,
-                        product[c.chunk / threads & 1].data());
+                        product[slot(c.chunk)].data());
       c.row = next;
     };
     // Takes the state entering `chunk` into carry and publishes the state
@@ -172,7 +175,7 @@ void ScanChained(const detail::ScanRows& s, ThreadPool* pool) {
         wait_while_equal(published[chunk - 1], 0);
         std::copy_n(&leaving[(chunk - 1) * C], C, carry.begin());
       }
-      const float *end = end_state[chunk / threads & 1].data(), *p = product[chunk / threads & 1].data();
+      const float *end = end_state[slot(chunk)].data(), *p = product[slot(chunk)].data();
       float* out = &leaving[chunk * C];
       for (size_t c = 0; c < C; ++c) out[c] = p[c] * carry[c] + end[c];
       published[chunk].store(1, std::memory_order_release);

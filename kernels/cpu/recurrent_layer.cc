@@ -228,16 +228,16 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
   AlignedVector dh(static_cast<size_t>(batch * padded));
   AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
-  RecurrentSaved::BackwardScratch& scratch = saved.scratch_;
-  // The scratch buffers are kept from call to call and only resized: every
-  // value the backward reads from them it has written first (each row of
-  // the gate gradients in the recurrence, the weight gradients by the first
-  // chunk's GEMM, which does not accumulate).
   // Rows of gate gradients are kept a panel longer than they need: at G·Hp a
   // multiple of 1024 (an LSTM of 256 units), the weight-gradient GEMM, which
   // reads them down the columns, would find every row in the same L1 set
   // (182 against 203 GFLOP/s at 1024 × 513 × 2048 on the development VM).
   const int64_t dg_stride = gate_cols + kPanelWidth;
+  // The scratch buffers are kept from call to call and only resized: every
+  // value the backward reads from them it has written first (each row of
+  // the gate gradients in the recurrence, the weight gradients by the first
+  // chunk's GEMM, which does not accumulate).
+  RecurrentSaved::BackwardScratch& scratch = saved.scratch_;
   AlignedVector* dgates = scratch.dgates;
   AlignedVector* dgates_hidden = scratch.dgates_hidden;
   for (int which = 0; which < 2; ++which) {
@@ -306,8 +306,7 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     }
     if (!args.dx.empty())
       gemm(ConstView(dg, {rows, gate_cols}, {dg_stride, 1}), w_ih_t_packed_,
-           View(args.dx.data() + row0 * input, {rows, input}), {},
-           pool);
+           View(args.dx.data() + row0 * input, {rows, input}), {}, pool);
 
     dgates_after = dg_hidden;
     t1 = t0;
