@@ -41,69 +41,85 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 namespace {
 
-// Channel vectors a scan keeps in flight: a row's block is contiguous, so
-// the rows stream through memory in order (a column at a time would stride
-// through it), and the block's independent FMA chains hide their latency.
-constexpr size_t kBlockVectors = 8;
+// What a pass over rows computes: the outputs, written out; or only the
+// end state and Π coef (a chunk's aggregate), writing nothing.
+enum class Pass { kWrite, kAggregate };
 
-// Rows [r0, r1) of channels [c0, c1): out = coef ⊙ state + x, the state
-// starting at `state` (null: zero) and left in `state_out` (null: dropped);
-// `product` (null: not wanted) is multiplied by Π coef over the rows.
-// kWriteOut false: only the end state and product, out untouched.
-template <bool kWriteOut>
-void ScanRowsOf(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_t c1, const float* state,
-                float* state_out, float* product) {
+// Rows [r0, r1) of kVectors channel vectors from channel c (relative to c0
+// in state, state_out and product): out = coef ⊙ state + x, the state
+// starting at `state` (null: zero) and left in `state_out` (null: dropped).
+// kVectors is a constant so that the states live in registers: the rows
+// stream through memory in order, and the vectors' independent FMA chains
+// hide their latency.
+template <Pass kPass, size_t kVectors>
+void ScanVectors(const detail::ScanRows& s, size_t r0, size_t r1, size_t c, size_t c0, const float* state,
+                 float* state_out, float* product) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
-  size_t c = c0;
-  for (; c + lanes <= c1;) {
-    const size_t vectors = std::min(kBlockVectors, (c1 - c) / lanes);
-    V h[kBlockVectors], p[kBlockVectors];
-    for (size_t v = 0; v < vectors; ++v) {
-      h[v] = state ? hn::LoadU(d, state + c - c0 + v * lanes) : hn::Zero(d);
-      p[v] = product ? hn::LoadU(d, product + c - c0 + v * lanes) : hn::Set(d, 1.0f);
-    }
-    for (size_t r = r0; r < r1; ++r) {
-      const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
-      const bool from_zero = r == 0 && !state;  // row 0's coefficient does not matter (and may not exist)
-      for (size_t v = 0; v < vectors; ++v) {
-        const auto x = hn::LoadU(d, s.x + at + v * lanes);
-        if (from_zero) {
-          h[v] = x;
-        } else {
-          const auto a = hn::LoadU(d, s.coef + at + v * lanes);
-          h[v] = hn::MulAdd(a, h[v], x);
-          if (product) p[v] = hn::Mul(p[v], a);
-        }
-        if constexpr (kWriteOut) hn::StoreU(h[v], d, s.out + at + v * lanes);
-      }
-    }
-    for (size_t v = 0; v < vectors; ++v) {
-      if (state_out) hn::StoreU(h[v], d, state_out + c - c0 + v * lanes);
-      if (product) hn::StoreU(p[v], d, product + c - c0 + v * lanes);
-    }
-    c += vectors * lanes;
+  V h[kVectors], p[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) {
+    h[v] = state ? hn::LoadU(d, state + c - c0 + v * lanes) : hn::Zero(d);
+    if constexpr (kPass == Pass::kAggregate) p[v] = hn::LoadU(d, product + c - c0 + v * lanes);
   }
+  auto at = [&](size_t r) { return static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c); };
+  if (r0 == 0 && !state && r0 < r1) {  // row 0's coefficient does not matter (and may not exist)
+    for (size_t v = 0; v < kVectors; ++v) {
+      h[v] = hn::LoadU(d, s.x + at(0) + v * lanes);
+      if constexpr (kPass == Pass::kWrite) hn::StoreU(h[v], d, s.out + at(0) + v * lanes);
+    }
+    ++r0;
+  }
+  for (size_t r = r0; r < r1; ++r) {
+    const ptrdiff_t row = at(r);
+    for (size_t v = 0; v < kVectors; ++v) {
+      const auto a = hn::LoadU(d, s.coef + row + v * lanes);
+      h[v] = hn::MulAdd(a, h[v], hn::LoadU(d, s.x + row + v * lanes));
+      if constexpr (kPass == Pass::kAggregate) p[v] = hn::Mul(p[v], a);
+      if constexpr (kPass == Pass::kWrite) hn::StoreU(h[v], d, s.out + row + v * lanes);
+    }
+  }
+  for (size_t v = 0; v < kVectors; ++v) {
+    if (state_out) hn::StoreU(h[v], d, state_out + c - c0 + v * lanes);
+    if constexpr (kPass == Pass::kAggregate) hn::StoreU(p[v], d, product + c - c0 + v * lanes);
+  }
+}
+
+// Rows [r0, r1) of channels [c0, c1), as ScanVectors; kAggregate multiplies
+// `product` by Π coef over the rows.
+template <Pass kPass>
+void ScanRowsOf(const detail::ScanRows& s, size_t r0, size_t r1, size_t c0, size_t c1, const float* state,
+                float* state_out, float* product) {
+  const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+  size_t c = c0;
+  // Blocks of 8 vectors, then at most one each of 4, 2 and 1.
+  auto blocks = [&]<size_t kVectors>() {
+    for (; c + kVectors * lanes <= c1; c += kVectors * lanes)
+      ScanVectors<kPass, kVectors>(s, r0, r1, c, c0, state, state_out, product);
+  };
+  blocks.template operator()<8>();
+  blocks.template operator()<4>();
+  blocks.template operator()<2>();
+  blocks.template operator()<1>();
   for (; c < c1; ++c) {
-    float h = state ? state[c - c0] : 0.0f, p = product ? product[c - c0] : 1.0f;
+    float h = state ? state[c - c0] : 0.0f, p = 1.0f;
     for (size_t r = r0; r < r1; ++r) {
       const ptrdiff_t at = static_cast<ptrdiff_t>(r) * s.stride + static_cast<ptrdiff_t>(c);
       if (r == 0 && !state) {
         h = s.x[at];
       } else {
         h = s.coef[at] * h + s.x[at];
-        if (product) p *= s.coef[at];
+        p *= s.coef[at];
       }
-      if constexpr (kWriteOut) s.out[at] = h;
+      if constexpr (kPass == Pass::kWrite) s.out[at] = h;
     }
     if (state_out) state_out[c - c0] = h;
-    if (product) product[c - c0] = p;
+    if constexpr (kPass == Pass::kAggregate) product[c - c0] *= p;
   }
 }
 
 void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* state) {
-  ScanRowsOf<true>(s, r0, r1, 0, s.channels, state, nullptr, nullptr);
+  ScanRowsOf<Pass::kWrite>(s, r0, r1, 0, s.channels, state, nullptr, nullptr);
 }
 
 // A long scan of few channels on several threads, reading every input from
@@ -117,94 +133,42 @@ void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* sta
 //
 // The state leaving chunk k is chunk k's aggregate applied to the state
 // leaving chunk k−1; each chunk's owner publishes it as soon as it has both,
-// which is a hand-off to the next chunk's owner, not a barrier: a thread
-// waiting for it goes on aggregating its next chunk meanwhile, so the
-// threads may drift apart by up to a chunk without idling.
-//
-// Pipelined: while a thread rescans chunk k (writing to memory) it also
-// aggregates chunk k+P (reading from memory), slice by slice, so reads and
-// writes stream together as in a triad rather than in alternating phases.
+// before rescanning, which is a hand-off to the next chunk's owner, not a
+// barrier: the hand-offs run ahead at the speed of the aggregates, so in a
+// steady state no thread waits.
 constexpr size_t kChunkBytes = size_t{512} << 10;  // a and x of one chunk
-constexpr size_t kSliceBytes = size_t{4} << 10;    // per array, between switching chunks
 
 void ScanChained(const detail::ScanRows& s, ThreadPool* pool) {
   const size_t threads = static_cast<size_t>(pool->num_threads()), C = s.channels;
   const size_t chunk_rows =
       std::clamp(kChunkBytes / (2 * C * sizeof(float)), size_t{1}, (s.rows + threads - 1) / threads);
-  const size_t slice_rows = std::max(size_t{1}, kSliceBytes / (C * sizeof(float)));
   const size_t chunks = (s.rows + chunk_rows - 1) / chunk_rows;
   // The state leaving each chunk, and whether it is there yet.
   AlignedVector leaving(chunks * C);
   std::vector<std::atomic<uint32_t>> published(chunks);
-  // Row 0 without an initial state is the one row whose coefficient is
-  // never read (it may not exist): both passes start it from null.
-  auto starts_from_null = [&](size_t row) { return row == 0 && !s.init; };
+
+  auto publish = [&](size_t chunk) {
+    published[chunk].store(1, std::memory_order_release);
+    published[chunk].notify_all();
+  };
 
   pool->run([&](int thread_index, int) {
-    // This thread's chunk being rescanned and the one being aggregated: each
-    // one's next row and end row, and the aggregate (end state, Π a).
-    struct Cursor {
-      size_t chunk, row, end;
-    };
-    auto cursor_of = [&](size_t chunk) {
-      return Cursor{chunk, std::min(s.rows, chunk * chunk_rows), std::min(s.rows, (chunk + 1) * chunk_rows)};
-    };
-    // Aggregates of the chunk being rescanned and of the one ahead: this
-    // thread's chunks alternate between the two slots.
-    AlignedVector end_state[2] = {AlignedVector(C), AlignedVector(C)}, product[2] = {AlignedVector(C), AlignedVector(C)};
-    auto slot = [&](size_t chunk) { return chunk / threads & 1; };
-    AlignedVector carry(C);
-    auto reset_aggregate = [&](size_t chunk) {
-      std::fill_n(end_state[slot(chunk)].begin(), C, 0.0f);
-      std::fill_n(product[slot(chunk)].begin(), C, 1.0f);
-    };
-    auto aggregate_slice = [&](Cursor& c) {
-      const size_t next = std::min(c.end, c.row + slice_rows);
-      float* end = end_state[slot(c.chunk)].data();
-      ScanRowsOf<false>(s, c.row, next, 0, C, starts_from_null(c.row) ? nullptr : end, end,
-                        product[slot(c.chunk)].data());
-      c.row = next;
-    };
-    // Takes the state entering `chunk` into carry and publishes the state
-    // leaving it.
-    auto chain = [&](size_t chunk) {
-      if (chunk == 0) {
-        if (s.init) std::copy(s.init, s.init + C, carry.begin());
-        else std::fill(carry.begin(), carry.end(), 0.0f);
-      } else {
-        wait_while_equal(published[chunk - 1], 0);
-        std::copy_n(&leaving[(chunk - 1) * C], C, carry.begin());
+    AlignedVector end_state(C), product(C), carry(C);
+    for (size_t chunk = static_cast<size_t>(thread_index); chunk < chunks; chunk += threads) {
+      const size_t begin = chunk * chunk_rows, end = std::min(s.rows, begin + chunk_rows);
+      if (chunk == 0) {  // the state entering it is known: one pass
+        ScanRowsOf<Pass::kWrite>(s, begin, end, 0, C, s.init, &leaving[0], nullptr);
+        publish(0);
+        continue;
       }
-      const float *end = end_state[slot(chunk)].data(), *p = product[slot(chunk)].data();
+      std::fill(product.begin(), product.end(), 1.0f);
+      ScanRowsOf<Pass::kAggregate>(s, begin, end, 0, C, nullptr, end_state.data(), product.data());
+      wait_while_equal(published[chunk - 1], 0);
+      std::copy_n(&leaving[(chunk - 1) * C], C, carry.begin());
       float* out = &leaving[chunk * C];
-      for (size_t c = 0; c < C; ++c) out[c] = p[c] * carry[c] + end[c];
-      published[chunk].store(1, std::memory_order_release);
-      published[chunk].notify_all();
-    };
-
-    const size_t first = static_cast<size_t>(thread_index);
-    if (first >= chunks) return;
-    Cursor ahead = cursor_of(first);
-    reset_aggregate(first);
-    while (ahead.row < ahead.end) aggregate_slice(ahead);
-    for (size_t chunk = first; chunk < chunks; chunk += threads) {
-      Cursor scan = cursor_of(chunk);
-      ahead = cursor_of(chunk + threads);
-      if (ahead.chunk < chunks) reset_aggregate(ahead.chunk);
-      // Aggregate ahead until the state entering this chunk is published.
-      if (scan.chunk > 0)
-        while (ahead.row < ahead.end && published[scan.chunk - 1].load(std::memory_order_acquire) == 0)
-          aggregate_slice(ahead);
-      chain(scan.chunk);
-      while (scan.row < scan.end || ahead.row < ahead.end) {
-        if (scan.row < scan.end) {
-          const size_t next = std::min(scan.end, scan.row + slice_rows);
-          ScanRowsOf<true>(s, scan.row, next, 0, C, starts_from_null(scan.row) ? nullptr : carry.data(), carry.data(),
-                           nullptr);
-          scan.row = next;
-        }
-        if (ahead.row < ahead.end) aggregate_slice(ahead);
-      }
+      for (size_t c = 0; c < C; ++c) out[c] = product[c] * carry[c] + end_state[c];
+      publish(chunk);
+      ScanRowsOf<Pass::kWrite>(s, begin, end, 0, C, carry.data(), nullptr, nullptr);
     }
   });
 }
@@ -228,7 +192,7 @@ void ScanParallel(const detail::ScanRows& s, ThreadPool* pool) {
       const size_t t = static_cast<size_t>(thread_index);
       const size_t c0 = std::min(s.channels, vectors * t / n * lanes);
       const size_t c1 = std::min(s.channels, vectors * (t + 1) / n * lanes);
-      if (c0 < c1) ScanRowsOf<true>(s, 0, s.rows, c0, c1, s.init ? s.init + c0 : nullptr, nullptr, nullptr);
+      if (c0 < c1) ScanRowsOf<Pass::kWrite>(s, 0, s.rows, c0, c1, s.init ? s.init + c0 : nullptr, nullptr, nullptr);
     });
   } else if (threads > 1 && s.rows >= threads && s.rows * s.channels >= kMinParallelElements) {
     ScanChained(s, pool);
