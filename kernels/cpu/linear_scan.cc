@@ -136,6 +136,7 @@ void ScanBlock(const detail::ScanRows& s, size_t r0, size_t r1, const float* sta
 // before rescanning, which is a hand-off to the next chunk's owner, not a
 // barrier: the hand-offs run ahead at the speed of the aggregates, so in a
 // steady state no thread waits.
+//
 // A chunk's a and x: about one core's L2. On the development VM (1 MiB of
 // L2 per core) 1 and 2 MiB gave 86-88% of the paired triad, 512 KiB 81-83%,
 // 8 MiB 71-74%.
