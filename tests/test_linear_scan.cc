@@ -48,8 +48,8 @@ class LinearScan : public TargetTest {};
 
 TEST_P(LinearScan, ForwardMatchesSequentialFp64) {
   // Small scans (one thread), and long ones on 2+ threads: one chunk per
-  // thread (300 × 64), a short last chunk (3000 × 64), and ten chunks of
-  // 1024 steps, so each thread runs several, handing the state on (10000 × 64).
+  // thread (300 × 64, 3000 × 64), and five chunks of up to 2048 steps, the
+  // last short, so each thread runs several, handing the state on (10000 × 64).
   for (const ScanCase& s : {ScanCase{1, 1, 1}, ScanCase{7, 3, 5}, ScanCase{100, 1, 3}, ScanCase{257, 2, 7},
                             ScanCase{33, 4, 40}, ScanCase{300, 1, 64}, ScanCase{3000, 2, 32},
                             ScanCase{10000, 2, 32}}) {
@@ -117,11 +117,12 @@ TEST_P(LinearScan, BackwardMatchesFiniteDifferences) {
   }
 }
 
-// The backward of scans long enough to run in chunks on each thread, against
-// the reverse recurrence in fp64: g_t = dh_t + a_{t+1} g_{t+1}, db = g,
-// da_t = g_t h_{t-1}, dh0 = a_1 g_1.
+// The backward of scans long enough to run in chunks, one per thread or
+// several (10000 × 64, as in the forward test), against the reverse
+// recurrence in fp64: g_t = dh_t + a_{t+1} g_{t+1}, db = g, da_t = g_t h_{t-1},
+// dh0 = a_1 g_1.
 TEST_P(LinearScan, LongBackwardMatchesFp64) {
-  for (const ScanCase& s : {ScanCase{300, 1, 64}, ScanCase{3000, 2, 32}}) {
+  for (const ScanCase& s : {ScanCase{300, 1, 64}, ScanCase{3000, 2, 32}, ScanCase{10000, 2, 32}}) {
     for (int threads : {2, 3}) {
       SCOPED_TRACE(testing::Message() << "T=" << s.T << " C=" << s.B * s.D << " threads=" << threads);
       const int64_t T = s.T, C = s.B * s.D;
@@ -151,7 +152,7 @@ TEST_P(LinearScan, LongBackwardMatchesFp64) {
 
 INSTANTIATE_TEST_SUITE_P(Targets, LinearScan, testing::ValuesIn(seqk::available_simd_targets()), target_test_name);
 
-// T = 100,000 on 3 channels and 2 threads (five chunks of ~22k steps dealt
+// T = 100,000 on 3 channels and 2 threads (three chunks of ~44k steps dealt
 // to the two in turn, the last short), a near 1 so the state remembers
 // far back and grows to ~30. Tolerance: 1e-5 of the largest |h|, for every
 // element: fp32 rounding of a state of that size is absolute (~1e-6 of it

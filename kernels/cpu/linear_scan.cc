@@ -157,7 +157,7 @@ void ScanChained(const detail::ScanRows& s, ThreadPool* pool) {
   };
 
   pool->run([&](int thread_index, int) {
-    AlignedVector end_state(C), product(C), carry(C);
+    AlignedVector end_state(C), product(C);
     for (size_t chunk = static_cast<size_t>(thread_index); chunk < chunks; chunk += threads) {
       const size_t begin = chunk * chunk_rows, end = std::min(s.rows, begin + chunk_rows);
       if (chunk == 0) {  // the state entering it is known: one pass
@@ -168,11 +168,11 @@ void ScanChained(const detail::ScanRows& s, ThreadPool* pool) {
       std::fill(product.begin(), product.end(), 1.0f);
       ScanRowsOf<Pass::kAggregate>(s, begin, end, 0, C, nullptr, end_state.data(), product.data());
       wait_while_equal(published[chunk - 1], 0);
-      std::copy_n(&leaving[(chunk - 1) * C], C, carry.begin());
+      const float* entering = &leaving[(chunk - 1) * C];  // written once, before it was published
       float* out = &leaving[chunk * C];
-      for (size_t c = 0; c < C; ++c) out[c] = product[c] * carry[c] + end_state[c];
+      for (size_t c = 0; c < C; ++c) out[c] = product[c] * entering[c] + end_state[c];
       publish(chunk);
-      ScanRowsOf<Pass::kWrite>(s, begin, end, 0, C, carry.data(), nullptr, nullptr);
+      ScanRowsOf<Pass::kWrite>(s, begin, end, 0, C, entering, nullptr, nullptr);
     }
   });
 }
