@@ -62,14 +62,13 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t a_row_stride, siz
   constexpr size_t kVecs = kPanels * kVecsPerPanel;
   if constexpr (kDepth != 0) depth = kDepth;
 
-  // The C rows to accumulate into are usually far away (the recurrent
-  // layers' input projection for this step, last touched long ago): start
-  // fetching them now so they arrive while the k loop runs.
-  if (accumulate) {
-    for (size_t r = 0; r < kRows; ++r)
-      for (size_t line = 0; line < kPanels * kPanelWidth; line += 64 / sizeof(float))
-        hwy::Prefetch(c + r * ldc + line);
-  }
+  // The tile's C lines are usually far away (the recurrent layers' input
+  // projection for this step, last touched long ago, or the fresh rows of a
+  // large product, which a store must first read): start fetching them now
+  // so they arrive while the k loop runs (+2-4% at 8192 x 2048 x 512).
+  for (size_t r = 0; r < kRows; ++r)
+    for (size_t line = 0; line < kPanels * kPanelWidth; line += 64 / sizeof(float))
+      hwy::Prefetch(c + r * ldc + line);
 
   V acc[kRows][kVecs];
   for (size_t r = 0; r < kRows; ++r)

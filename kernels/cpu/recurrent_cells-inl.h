@@ -28,9 +28,7 @@ inline constexpr size_t kUnits = kPanelWidth;  // hidden units per block
 
 // The cell's five activations per unit cost as much as a good part of the
 // step's GEMM when computed with divisions, so: σ(x) = 1 / (1 + e^-x) with
-// the hardware reciprocal estimate refined by one Newton step (about 1 ulp),
-// and tanh(x) = 2σ(2x) - 1 (absolute error ~1e-7, which is what the cell
-// state needs).
+// the hardware reciprocal estimate refined by one Newton step (about 1 ulp).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V Reciprocal(D d, V a) {
   const V r = hn::ApproximateReciprocal(a);
@@ -44,10 +42,35 @@ HWY_INLINE V FastSigmoid(D d, V x) {
   return Reciprocal(d, hn::Add(hn::Set(d, 1.0f), e));
 }
 
+// tanh(x) as the odd 13/6 rational minimax fit Eigen and MLAS use, clamped
+// where tanh rounds to ±1 in fp32: a few ulp, and a dependent chain a third
+// as long as that of Exp, which matters because a cell's activations are
+// chained (c needs i, f, g; h needs tanh(c)) and would otherwise leave the
+// core waiting on latency.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V FastTanh(D d, V x) {
-  const V two = hn::Set(d, 2.0f);
-  return hn::MulSub(two, FastSigmoid(d, hn::Mul(two, x)), hn::Set(d, 1.0f));
+  const V limit = hn::Set(d, 7.90531110763549805f);
+  x = hn::Min(hn::Max(x, hn::Neg(limit)), limit);
+  const V x2 = hn::Mul(x, x);
+  V p = hn::MulAdd(x2, hn::Set(d, -2.76076847742355e-16f), hn::Set(d, 2.00018790482477e-13f));
+  p = hn::MulAdd(p, x2, hn::Set(d, -8.60467152213735e-11f));
+  p = hn::MulAdd(p, x2, hn::Set(d, 5.12229709037114e-08f));
+  p = hn::MulAdd(p, x2, hn::Set(d, 1.48572235717979e-05f));
+  p = hn::MulAdd(p, x2, hn::Set(d, 6.37261928875436e-04f));
+  p = hn::MulAdd(p, x2, hn::Set(d, 4.89352455891786e-03f));
+  V q = hn::MulAdd(x2, hn::Set(d, 1.19825839466702e-06f), hn::Set(d, 1.18534705686654e-04f));
+  q = hn::MulAdd(q, x2, hn::Set(d, 2.26843463243900e-03f));
+  q = hn::MulAdd(q, x2, hn::Set(d, 4.89352518554385e-03f));
+  return hn::Mul(hn::Mul(p, x), Reciprocal(d, q));
+}
+
+// The gates' σ(x) = (1 + tanh(x/2)) / 2: absolute error ~1e-7, all the
+// cell's sums need, though not relative accuracy far out in the tail
+// (FastSigmoid keeps that, for the callers that need it).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V GateSigmoid(D d, V x) {
+  const V half = hn::Set(d, 0.5f);
+  return hn::MulAdd(half, FastTanh(d, hn::Mul(half, x)), half);
 }
 
 // gates: the block's 64 pre-activations [i f g o] for this row; activated in
@@ -57,10 +80,10 @@ HWY_INLINE void LstmCellForward(float* HWY_RESTRICT gates, bool save_gates, cons
                                 float* HWY_RESTRICT h_out) {
   const CellTag d;
   for (size_t j = 0; j < kUnits; j += kCellLanes) {
-    const auto i = FastSigmoid(d, hn::Load(d, gates + j));
-    const auto f = FastSigmoid(d, hn::Load(d, gates + kUnits + j));
+    const auto i = GateSigmoid(d, hn::Load(d, gates + j));
+    const auto f = GateSigmoid(d, hn::Load(d, gates + kUnits + j));
     const auto g = FastTanh(d, hn::Load(d, gates + 2 * kUnits + j));
-    const auto o = FastSigmoid(d, hn::Load(d, gates + 3 * kUnits + j));
+    const auto o = GateSigmoid(d, hn::Load(d, gates + 3 * kUnits + j));
     const auto c = hn::MulAdd(f, hn::LoadU(d, c_prev + j), hn::Mul(i, g));
     hn::StoreU(c, d, c_next + j);
     hn::StoreU(hn::Mul(o, FastTanh(d, c)), d, h_out + j);
@@ -110,8 +133,8 @@ HWY_INLINE void GruCellForward(float* HWY_RESTRICT gates, const float* HWY_RESTR
                                float* HWY_RESTRICT h_out) {
   const CellTag d;
   for (size_t j = 0; j < kUnits; j += kCellLanes) {
-    const auto r = FastSigmoid(d, hn::Add(hn::Load(d, gates + j), hn::Load(d, hidden + j)));
-    const auto z = FastSigmoid(d, hn::Add(hn::Load(d, gates + kUnits + j), hn::Load(d, hidden + kUnits + j)));
+    const auto r = GateSigmoid(d, hn::Add(hn::Load(d, gates + j), hn::Load(d, hidden + j)));
+    const auto z = GateSigmoid(d, hn::Add(hn::Load(d, gates + kUnits + j), hn::Load(d, hidden + kUnits + j)));
     const auto hn_j = hn::Load(d, hidden + 2 * kUnits + j);
     const auto n = FastTanh(d, hn::MulAdd(r, hn_j, hn::Load(d, gates + 2 * kUnits + j)));
     // h = (1 - z)·n + z·h_prev = n + z·(h_prev - n)

@@ -219,9 +219,8 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   // and of the weight gradients. The recurrence of a chunk needs the
   // hidden-side gate gradients of the step after it, so two chunk buffers
   // alternate. The GRU's input and hidden sides differ (in n), so it has a
-  // second pair and two weight-gradient GEMMs: [dW_ih | db_ih] from
-  // [x | 1] and [dW_hh | db_hh] from [h | 1]; the other cells make all of
-  // them in one GEMM over [x | h | 1].
+  // second pair and two weight-gradient GEMMs: dW_ih from x and dW_hh from
+  // h; the other cells make both in one GEMM over [x | h].
   const int64_t chunk = chunk_steps(steps, batch), chunk_rows = chunk * batch;
   AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
   const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
@@ -245,17 +244,21 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     dgates_hidden[which].resize(static_cast<size_t>(gru ? chunk_rows * dg_stride : 0));
   }
 
-  // Operands of the weight-gradient GEMMs, [x (| h) | 1] and, for the GRU,
-  // [h | 1], per row, written packed; the column of ones makes them also sum
-  // the gate gradients, i.e. give the bias gradients.
-  const int64_t inputs = gru ? input + 1 : input + hidden + 1;  // columns of the first operand
+  // Operands of the weight-gradient GEMMs, [x | h] and, for the GRU, x and
+  // h apart, per row, written packed.
+  const int64_t inputs = gru ? input : input + hidden;  // columns of the first operand
   PackedMatrix& first_operand = scratch.first_operand;
   PackedMatrix& second_operand = scratch.second_operand;
-  // Blocked rows: [dW_ih | (dW_hh |) db]; GRU: [dW_hh | db_hh] apart.
+  // Blocked rows: [dW_ih | dW_hh]; GRU: dW_ih and dW_hh apart.
   AlignedVector& dw_first = scratch.dw_first;
   AlignedVector& dw_second = scratch.dw_second;
   dw_first.resize(static_cast<size_t>(gate_cols * inputs));
-  dw_second.resize(static_cast<size_t>(gru ? gate_cols * (hidden + 1) : 0));
+  dw_second.resize(static_cast<size_t>(gru ? gate_cols * hidden : 0));
+  // The bias gradients, summed by the recurrence as it writes the gate
+  // gradients (a column of ones in the GEMMs' operands would cost them a
+  // whole panel of 16, the GEMM at N = H + D + 1 running 2-3% slower).
+  AlignedVector dbias(static_cast<size_t>(gate_cols), 0.0f);
+  AlignedVector dbias_hidden(static_cast<size_t>(gru ? gate_cols : 0), 0.0f);
   // Per-step states (LSTM c_t, GRU hidden side of n) from row `row`; the RNN has none.
   auto cells_at = [&](int64_t row) { return saved.cells_.empty() ? nullptr : saved.cells_.data() + row * padded; };
 
@@ -270,14 +273,14 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
         {cell_, t1 - t0, hidden, padded, run.layout, &w_hh_t_packed_, saved.gates_.data() + row0 * gate_cols,
          cells_at(row0), t0 == 0 ? c0.data() : cells_at(before), t0 == 0 ? h0 : args.y.data() + before * hidden,
          args.y.data() + row0 * hidden, args.dy.data() + row0 * hidden, dgates_after,
-         args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, dg_stride, pool});
+         args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, dg_stride, dbias.data(),
+         gru ? dbias_hidden.data() : dbias.data(), pool});
 
     // Row (t, b) pairs x_t with h_{t-1} of the same sequence: row b of step t - 1, or h0.
     first_operand.reset(inputs, rows);
-    if (gru) second_operand.reset(hidden + 1, rows);
+    if (gru) second_operand.reset(hidden, rows);
     pool->run([&](int thread_index, int num_threads) {
       const int64_t r0 = rows * thread_index / num_threads, r1 = rows * (thread_index + 1) / num_threads;
-      const float one = 1.0f;
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t row = row0 + r;
         const int64_t t = std::upper_bound(shape.offsets.begin() + t0, shape.offsets.begin() + t1 + 1, row) -
@@ -287,14 +290,8 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
                               : h0  ? h0 + b * hidden
                                     : nullptr;
         first_operand.set_column(r, 0, args.x.data() + row * input, input);
-        if (gru) {
-          first_operand.set_column(r, input, &one, 1);
-          second_operand.set_column(r, 0, h_prev, hidden);
-          second_operand.set_column(r, hidden, &one, 1);
-        } else {
-          first_operand.set_column(r, input, h_prev, hidden);
-          first_operand.set_column(r, input + hidden, &one, 1);
-        }
+        if (gru) second_operand.set_column(r, 0, h_prev, hidden);
+        else first_operand.set_column(r, input, h_prev, hidden);
       }
     });
     const GemmArgs accumulate{.accumulate = t1 != steps};
@@ -302,7 +299,7 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
          first_operand, View(dw_first.data(), {gate_cols, inputs}), accumulate, pool);
     if (gru) {
       gemm(ConstView(dg_hidden, {gate_cols, rows}, {1, dg_stride}),
-           second_operand, View(dw_second.data(), {gate_cols, hidden + 1}), accumulate, pool);
+           second_operand, View(dw_second.data(), {gate_cols, hidden}), accumulate, pool);
     }
     if (!args.dx.empty())
       gemm(ConstView(dg, {rows, gate_cols}, {dg_stride, 1}), w_ih_t_packed_,
@@ -316,14 +313,10 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     const int64_t source = gate_order_[static_cast<size_t>(r)];
     if (source < 0) continue;
     std::memcpy(grads.w_ih.data() + source * input, &dw_first[r * inputs], input * sizeof(float));
-    grads.b_ih.data()[source] = dw_first[r * inputs + inputs - 1];
-    if (gru) {
-      std::memcpy(grads.w_hh.data() + source * hidden, &dw_second[r * (hidden + 1)], hidden * sizeof(float));
-      grads.b_hh.data()[source] = dw_second[r * (hidden + 1) + hidden];
-    } else {
-      std::memcpy(grads.w_hh.data() + source * hidden, &dw_first[r * inputs + input], hidden * sizeof(float));
-      grads.b_hh.data()[source] = grads.b_ih.data()[source];
-    }
+    const float* dw_hh = gru ? &dw_second[r * hidden] : &dw_first[r * inputs + input];
+    std::memcpy(grads.w_hh.data() + source * hidden, dw_hh, hidden * sizeof(float));
+    grads.b_ih.data()[source] = dbias[r];
+    grads.b_hh.data()[source] = gru ? dbias_hidden[r] : dbias[r];
   }
 
   // dgates_after now holds the hidden-side gate gradients of step 0.

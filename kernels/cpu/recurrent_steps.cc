@@ -53,6 +53,17 @@ void SumBlock(const float* dy, const float* recurrent, const float* last, size_t
     dh[j] = j < valid ? dy[j] + (recurrent ? recurrent[j] : 0.0f) + (last ? last[j] : 0.0f) : 0.0f;
 }
 
+// sum += row, over a block's n gate values (a multiple of the lanes).
+void AddTo(const float* HWY_RESTRICT row, size_t n, float* HWY_RESTRICT sum) {
+  const hn::ScalableTag<float> d;
+  for (size_t j = 0; j < n; j += hn::Lanes(d)) hn::Store(hn::Add(hn::Load(d, sum + j), hn::Load(d, row + j)), d, sum + j);
+}
+
+// How far ahead, in (block, row) cells, the recurrences fetch a cell's
+// cold lines: a cell takes a few hundred cycles, memory about a thousand.
+constexpr size_t kRowsAhead = 4;
+constexpr size_t kFloatsPerLine = 64 / sizeof(float);
+
 // Row b at step t of the run is past the end of its padded sequence.
 bool Masked(const detail::StepRows& layout, size_t t, size_t b) {
   return layout.lengths && layout.first_step + static_cast<int64_t>(t) >= layout.lengths[b];
@@ -86,6 +97,12 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
       const float* c_prev = t == 0 ? s.c_before : s.save ? s.cells + s.layout.rows[t - 1] * padded : s.cells;
       float* c_next = s.save ? s.cells + rows * padded : s.cells;
       for (size_t u = mine.begin; u < mine.end; ++u) {
+        // The lines the block's cells write (y, and the saved state) are
+        // cold: fetched now, they arrive while the GEMM runs.
+        for (size_t b = 0; b < step_batch; ++b) {
+          hwy::Prefetch(y + b * hidden + u * kUnits);
+          if (s.save && s.cells) hwy::Prefetch(s.cells + rows * padded + b * padded + u * kUnits);
+        }
         // The GRU keeps the hidden side apart: r multiplies its n part.
         if constexpr (kCell == CellKind::kGru) {
           GemmPanels({h_prev, hidden, 1, step_batch, s.w_hh, kGates * u, kGates * (u + 1), s.hidden_gates, gate_cols,
@@ -104,17 +121,21 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
             std::memset(y + b * hidden + u * kUnits, 0, valid * sizeof(float));
             continue;
           }
+          // A full block's outputs go straight to y; a partial one's past H
+          // would overrun the row.
+          float* y_block = y + b * hidden + u * kUnits;
+          float* h_out = valid == kUnits ? y_block : h_block;
           if constexpr (kCell == CellKind::kLstm) {
-            LstmCellForward(block_gates, s.save, c_prev + unit, c_next + unit, h_block);
+            LstmCellForward(block_gates, s.save, c_prev + unit, c_next + unit, h_out);
           } else if constexpr (kCell == CellKind::kGru) {
             LoadBlock(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
             float* hn_saved = s.save ? s.cells + rows * padded + unit : nullptr;
             GruCellForward(block_gates, s.hidden_gates + b * gate_cols + u * kGates * kUnits, s.save, h_prev_block,
-                           hn_saved, h_block);
+                           hn_saved, h_out);
           } else {
-            RnnCellForward<kCell == CellKind::kRnnRelu>(block_gates, s.save, h_block);
+            RnnCellForward<kCell == CellKind::kRnnRelu>(block_gates, s.save, h_out);
           }
-          std::memcpy(y + b * hidden + u * kUnits, h_block, valid * sizeof(float));
+          if (h_out == h_block) std::memcpy(y_block, h_block, valid * sizeof(float));
         }
       }
       s.pool->barrier();
@@ -156,6 +177,24 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
         for (size_t b = 0; b < step_batch; ++b) {
           const size_t unit = b * padded + u * kUnits, gate = b * gate_cols + u * kGates * kUnits;
           const size_t dgate = b * dstride + u * kGates * kUnits;
+          // What the cell kRowsAhead on (in this block or the next) reads
+          // was written by the forward long ago, and the lines its gate
+          // gradients go to are cold: fetch them while this one computes.
+          const size_t ahead_b = (b + kRowsAhead) % step_batch;
+          const size_t ahead_u = u + (b + kRowsAhead) / step_batch;
+          if (ahead_u < mine.end) {
+            const size_t ahead_gate = ahead_b * gate_cols + ahead_u * kGates * kUnits;
+            const size_t ahead_dgate = ahead_b * dstride + ahead_u * kGates * kUnits;
+            for (size_t line = 0; line < kGates * kUnits; line += kFloatsPerLine) {
+              hwy::Prefetch(gates + ahead_gate + line);
+              hwy::Prefetch(dgates + ahead_dgate + line);
+              if (kCell == CellKind::kGru) hwy::Prefetch(dgates_hidden + ahead_dgate + line);
+            }
+            const size_t ahead_unit = ahead_b * padded + ahead_u * kUnits;
+            if (s.cells) hwy::Prefetch(s.cells + rows * padded + ahead_unit);
+            if (kCell == CellKind::kLstm) hwy::Prefetch(c_prev + ahead_unit);
+            if (kCell == CellKind::kGru) hwy::Prefetch(h_prev + ahead_b * hidden + ahead_u * kUnits);
+          }
           if (Masked(s.layout, t, b)) {
             // Past the sequence's end nothing flowed forward; the carried
             // gradients pass through to its last step untouched.
@@ -181,6 +220,10 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
           } else {
             RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate);
           }
+          // The bias gradients: this thread owns the block's sums.
+          AddTo(dgates + dgate, kGates * kUnits, s.dbias + u * kGates * kUnits);
+          if constexpr (kCell == CellKind::kGru)
+            AddTo(dgates_hidden + dgate, kGates * kUnits, s.dbias_hidden + u * kGates * kUnits);
         }
       }
       s.pool->barrier();

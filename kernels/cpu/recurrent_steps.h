@@ -86,6 +86,11 @@ struct RecurrentBackwardSteps {
   float* dgates;         // (rows, G·Hp): dL/d(input-side pre-activations); 0 where masked
   float* dgates_hidden;  // GRU: (rows, G·Hp) the hidden side; else equal to dgates
   int64_t dgates_stride;  // floats between rows of dgates, dgates_hidden and dgates_after (≥ G·Hp)
+  // (G·Hp): the run's rows of dgates, and of dgates_hidden, are added to
+  // these, which sums the bias gradients; dbias_hidden equals dbias except
+  // for the GRU.
+  float* dbias;
+  float* dbias_hidden;
   ThreadPool* pool;
 };
 
