@@ -29,9 +29,12 @@ BlockRange BlocksOfThread(size_t blocks, int thread_index, int num_threads) {
   return {blocks * t / n, blocks * (t + 1) / n};
 }
 
-// The block's `valid` values of an unpadded (B, H) row, zero beyond.
-void LoadBlock(const float* row, size_t valid, float* HWY_RESTRICT block) {
-  for (size_t j = 0; j < kUnits; ++j) block[j] = j < valid ? row[j] : 0.0f;
+// The block's `valid` values of an unpadded (B, H) row, zero beyond: the
+// row itself where the block is full, else a padded copy in `scratch`.
+const float* BlockOf(const float* row, size_t valid, float* HWY_RESTRICT scratch) {
+  if (valid == kUnits) return row;
+  for (size_t j = 0; j < kUnits; ++j) scratch[j] = j < valid ? row[j] : 0.0f;
+  return scratch;
 }
 
 // dh = dy + recurrent + last over a block of units, each of the last two
@@ -128,9 +131,9 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
           if constexpr (kCell == CellKind::kLstm) {
             LstmCellForward(block_gates, s.save, c_prev + unit, c_next + unit, h_out);
           } else if constexpr (kCell == CellKind::kGru) {
-            LoadBlock(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
+            const float* h_prev_b = BlockOf(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
             float* hn_saved = s.save ? s.cells + rows * padded + unit : nullptr;
-            GruCellForward(block_gates, s.hidden_gates + b * gate_cols + u * kGates * kUnits, s.save, h_prev_block,
+            GruCellForward(block_gates, s.hidden_gates + b * gate_cols + u * kGates * kUnits, s.save, h_prev_b,
                            hn_saved, h_out);
           } else {
             RnnCellForward<kCell == CellKind::kRnnRelu>(block_gates, s.save, h_out);
@@ -180,9 +183,9 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
           // What the cell kRowsAhead on (in this block or the next) reads
           // was written by the forward long ago, and the lines its gate
           // gradients go to are cold: fetch them while this one computes.
-          const size_t ahead_b = (b + kRowsAhead) % step_batch;
-          const size_t ahead_u = u + (b + kRowsAhead) / step_batch;
-          if (ahead_u < mine.end) {
+          const bool wraps = b + kRowsAhead >= step_batch;
+          const size_t ahead_b = wraps ? b + kRowsAhead - step_batch : b + kRowsAhead, ahead_u = wraps ? u + 1 : u;
+          if (ahead_u < mine.end && ahead_b < step_batch) {
             const size_t ahead_gate = ahead_b * gate_cols + ahead_u * kGates * kUnits;
             const size_t ahead_dgate = ahead_b * dstride + ahead_u * kGates * kUnits;
             for (size_t line = 0; line < kGates * kUnits; line += kFloatsPerLine) {
@@ -214,8 +217,8 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
                              dgates + dgate);
           } else if constexpr (kCell == CellKind::kGru) {
             for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
-            LoadBlock(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
-            GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_block, dh_block, dgates + dgate,
+            const float* h_prev_b = BlockOf(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
+            GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_b, dh_block, dgates + dgate,
                             dgates_hidden + dgate, s.carry + unit);
           } else {
             RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate);
