@@ -159,8 +159,13 @@ inline void GemmPanels(const detail::GemmPanelsArgs& args) {
         const size_t cols = HWY_MIN(panels * kPanelWidth, n - col0);
         const float* b_tile = b.panel(static_cast<int64_t>(p)) + k0 * kPanelWidth;
         const float* bias = first && args.bias ? args.bias + col0 : nullptr;
-        for (size_t r = m0; r < m1; r += kTileRows) {
-          const size_t rows = HWY_MIN(kTileRows, m1 - r);
+        // Rows in tiles as even as the tile height allows (32 rows as 5, 5,
+        // 6, 5, 5, 6, not 5 x 6 + 2: a tile of 2 rows reads as much of B as
+        // a full one, for a third of the work).
+        const size_t row_tiles = (m1 - m0 + kTileRows - 1) / kTileRows;
+        for (size_t tile = 0; tile < row_tiles; ++tile) {
+          const size_t r = m0 + (m1 - m0) * tile / row_tiles;
+          const size_t rows = m0 + (m1 - m0) * (tile + 1) / row_tiles - r;
           tiles[rows - 1][panels - 1](args.a + r * args.a_row_stride + k0 * args.a_k_stride, args.a_row_stride,
                                       args.a_k_stride, b_tile, panel_stride, kc, args.c + r * args.ldc + col0,
                                       args.ldc, cols, bias, accumulate);
