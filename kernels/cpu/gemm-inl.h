@@ -65,7 +65,7 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t a_row_stride, siz
   // The tile's C lines are usually far away (the recurrent layers' input
   // projection for this step, last touched long ago, or the fresh rows of a
   // large product, which a store must first read): start fetching them now
-  // so they arrive while the k loop runs (+2-4% at 8192 x 2048 x 512).
+  // so they arrive while the k loop runs (about +2% at 8192 x 2048 x 512).
   for (size_t r = 0; r < kRows; ++r)
     for (size_t line = 0; line < kPanels * kPanelWidth; line += 64 / sizeof(float))
       hwy::Prefetch(c + r * ldc + line);
