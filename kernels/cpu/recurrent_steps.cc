@@ -62,10 +62,9 @@ void AddTo(const float* HWY_RESTRICT row, size_t n, float* HWY_RESTRICT sum) {
   for (size_t j = 0; j < n; j += hn::Lanes(d)) hn::Store(hn::Add(hn::Load(d, sum + j), hn::Load(d, row + j)), d, sum + j);
 }
 
-// How far ahead, in (block, row) cells, the recurrences fetch a cell's
+// How far ahead, in (block, row) cells, the backward recurrence fetches a cell's
 // cold lines: a cell takes a few hundred cycles, memory about a thousand.
 constexpr size_t kRowsAhead = 4;
-constexpr size_t kFloatsPerLine = 64 / sizeof(float);
 
 // Row b at step t of the run is past the end of its padded sequence.
 bool Masked(const detail::StepRows& layout, size_t t, size_t b) {
