@@ -62,10 +62,6 @@ void AddTo(const float* HWY_RESTRICT row, size_t n, float* HWY_RESTRICT sum) {
   for (size_t j = 0; j < n; j += hn::Lanes(d)) hn::Store(hn::Add(hn::Load(d, sum + j), hn::Load(d, row + j)), d, sum + j);
 }
 
-// How far ahead, in (block, row) cells, the backward recurrence fetches a cell's
-// cold lines: a cell takes a few hundred cycles, memory about a thousand.
-constexpr size_t kRowsAhead = 4;
-
 // Row b at step t of the run is past the end of its padded sequence.
 bool Masked(const detail::StepRows& layout, size_t t, size_t b) {
   return layout.lengths && layout.first_step + static_cast<int64_t>(t) >= layout.lengths[b];
@@ -76,6 +72,24 @@ bool LastStep(const detail::StepRows& layout, size_t steps, size_t t, size_t b) 
   if (layout.lengths) return layout.first_step + static_cast<int64_t>(t) + 1 == layout.lengths[b];
   const int64_t next = t + 1 < steps ? layout.batch(static_cast<int64_t>(t) + 1) : layout.next_batch;
   return static_cast<int64_t>(b) >= next;
+}
+
+// Starts fetching every line the backward cell (t, b, u) reads or writes.
+template <CellKind kCell>
+HWY_INLINE void PrefetchBackwardCell(const detail::RecurrentBackwardSteps& s, size_t t, size_t b, size_t u) {
+  constexpr size_t kGates = gates_per_unit(kCell);
+  const size_t hidden = s.hidden, padded = s.padded_hidden, dstride = static_cast<size_t>(s.dgates_stride);
+  const size_t row = s.layout.rows[t] + b, gate = u * kGates * kUnits;
+  for (size_t line = 0; line < kGates * kUnits; line += kFloatsPerLine) {
+    hwy::Prefetch(s.gates + row * kGates * padded + gate + line);
+    hwy::Prefetch(s.dgates + row * dstride + gate + line);
+    if (kCell == CellKind::kGru) hwy::Prefetch(s.dgates_hidden + row * dstride + gate + line);
+  }
+  hwy::Prefetch(s.dy + row * hidden + u * kUnits);
+  if (s.cells) hwy::Prefetch(s.cells + row * padded + u * kUnits);
+  const size_t before = t == 0 ? b : s.layout.rows[t - 1] + b;  // row b of the step before, or of the state before
+  if (kCell == CellKind::kLstm) hwy::Prefetch((t == 0 ? s.c_before : s.cells) + before * padded + u * kUnits);
+  if (kCell == CellKind::kGru) hwy::Prefetch((t == 0 ? s.h_before : s.y) + before * hidden + u * kUnits);
 }
 }  // namespace
 
@@ -162,70 +176,64 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
       float* dgates = s.dgates + rows * dstride;
       float* dgates_hidden = s.dgates_hidden + rows * dstride;
       const float* dy = s.dy + rows * hidden;
-      // The recurrent part of dL/dh_t for this thread's units, in one GEMM so
-      // the tiles span several panels. Only the sequences that run on at
-      // t + 1 (a prefix of this step's) get one.
+      // The recurrent part of dL/dh_t, then the cells, a group of blocks at a
+      // time: a group spans the panels of one GEMM tile, and while its GEMM
+      // runs, the lines its cells need (fetched by the group before, from
+      // memory the forward wrote long ago) arrive. Only the sequences that
+      // run on at t + 1 (a prefix of this step's) get a recurrent part.
       const bool more = t + 1 < steps;
       const float* dgates_after = more ? s.dgates_hidden + s.layout.rows[t + 1] * dstride : s.dgates_after;
       const size_t after_batch = more ? s.layout.batch(t + 1) : s.layout.next_batch;
-      if (dgates_after && after_batch > 0 && mine.begin < mine.end) {
-        GemmPanels({dgates_after, dstride, 1, after_batch, s.w_hh_t, mine.begin, mine.end, s.dh, padded, nullptr,
-                    /*accumulate=*/false, /*specialized=*/true});
-      }
       const float* c_prev = t == 0 ? s.c_before : s.cells ? s.cells + s.layout.rows[t - 1] * padded : nullptr;
       const float* h_prev = t == 0 ? s.h_before : s.y + s.layout.rows[t - 1] * hidden;
-      for (size_t u = mine.begin; u < mine.end; ++u) {
-        const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
-        for (size_t b = 0; b < step_batch; ++b) {
-          const size_t unit = b * padded + u * kUnits, gate = b * gate_cols + u * kGates * kUnits;
-          const size_t dgate = b * dstride + u * kGates * kUnits;
-          // What the cell kRowsAhead on (in this block or the next) reads
-          // was written by the forward long ago, and the lines its gate
-          // gradients go to are cold: fetch them while this one computes.
-          const bool wraps = b + kRowsAhead >= step_batch;
-          const size_t ahead_b = wraps ? b + kRowsAhead - step_batch : b + kRowsAhead, ahead_u = wraps ? u + 1 : u;
-          if (ahead_u < mine.end && ahead_b < step_batch) {
-            const size_t ahead_gate = ahead_b * gate_cols + ahead_u * kGates * kUnits;
-            const size_t ahead_dgate = ahead_b * dstride + ahead_u * kGates * kUnits;
-            for (size_t line = 0; line < kGates * kUnits; line += kFloatsPerLine) {
-              hwy::Prefetch(gates + ahead_gate + line);
-              hwy::Prefetch(dgates + ahead_dgate + line);
-              if (kCell == CellKind::kGru) hwy::Prefetch(dgates_hidden + ahead_dgate + line);
+      for (size_t group = mine.begin; group < mine.end; group += kTilePanels) {
+        const size_t group_end = HWY_MIN(mine.end, group + kTilePanels);
+        if (dgates_after && after_batch > 0) {
+          GemmPanels({dgates_after, dstride, 1, after_batch, s.w_hh_t, group, group_end, s.dh, padded, nullptr,
+                      /*accumulate=*/false, /*specialized=*/true});
+        }
+        for (size_t u = group; u < group_end; ++u) {
+          const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
+          for (size_t b = 0; b < step_batch; ++b) {
+            const size_t unit = b * padded + u * kUnits, gate = b * gate_cols + u * kGates * kUnits;
+            const size_t dgate = b * dstride + u * kGates * kUnits;
+            // The cell a group on, in this step or past its end in the step
+            // before: the same place in the order (block, row) of the cells.
+            if (u + kTilePanels < mine.end) {
+              PrefetchBackwardCell<kCell>(s, t, b, u + kTilePanels);
+            } else if (t > 0) {
+              const size_t order = (u + kTilePanels - mine.end) * step_batch + b;
+              const size_t batch_before = static_cast<size_t>(s.layout.batch(static_cast<int64_t>(t) - 1));
+              PrefetchBackwardCell<kCell>(s, t - 1, order % batch_before, mine.begin + order / batch_before);
             }
-            const size_t ahead_unit = ahead_b * padded + ahead_u * kUnits;
-            if (s.cells) hwy::Prefetch(s.cells + rows * padded + ahead_unit);
-            if (kCell == CellKind::kLstm) hwy::Prefetch(c_prev + ahead_unit);
-            if (kCell == CellKind::kGru) hwy::Prefetch(h_prev + ahead_b * hidden + ahead_u * kUnits);
+            if (Masked(s.layout, t, b)) {
+              // Past the sequence's end nothing flowed forward; the carried
+              // gradients pass through to its last step untouched.
+              std::memset(dgates + dgate, 0, kGates * kUnits * sizeof(float));
+              if (kCell == CellKind::kGru) std::memset(dgates_hidden + dgate, 0, kGates * kUnits * sizeof(float));
+              continue;
+            }
+            const float* dy_b = dy + b * hidden + u * kUnits;
+            const bool recurrent = dgates_after && b < after_batch;
+            const float* dh_last =
+                s.dh_last && LastStep(s.layout, steps, t, b) ? s.dh_last + b * hidden + u * kUnits : nullptr;
+            SumBlock(dy_b, recurrent ? s.dh + unit : nullptr, dh_last, valid, dh_block);
+            if constexpr (kCell == CellKind::kLstm) {
+              LstmCellBackward(gates + gate, c_prev + unit, s.cells + rows * padded + unit, dh_block, s.carry + unit,
+                               dgates + dgate);
+            } else if constexpr (kCell == CellKind::kGru) {
+              for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
+              const float* h_prev_b = BlockOf(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
+              GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_b, dh_block, dgates + dgate,
+                              dgates_hidden + dgate, s.carry + unit);
+            } else {
+              RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate);
+            }
+            // The bias gradients: this thread owns the block's sums.
+            AddTo(dgates + dgate, kGates * kUnits, s.dbias + u * kGates * kUnits);
+            if constexpr (kCell == CellKind::kGru)
+              AddTo(dgates_hidden + dgate, kGates * kUnits, s.dbias_hidden + u * kGates * kUnits);
           }
-          if (Masked(s.layout, t, b)) {
-            // Past the sequence's end nothing flowed forward; the carried
-            // gradients pass through to its last step untouched.
-            std::memset(dgates + dgate, 0, kGates * kUnits * sizeof(float));
-            if (kCell == CellKind::kGru) std::memset(dgates_hidden + dgate, 0, kGates * kUnits * sizeof(float));
-            continue;
-          }
-          const float* dy_b = dy + b * hidden + u * kUnits;
-          const bool recurrent = dgates_after && b < after_batch;
-          const float* dh_last =
-              s.dh_last && LastStep(s.layout, steps, t, b) ? s.dh_last + b * hidden + u * kUnits : nullptr;
-          // The step before reads the same place of its dy row next.
-          if (t > 0) hwy::Prefetch(dy_b - (rows - s.layout.rows[t - 1]) * hidden);
-          SumBlock(dy_b, recurrent ? s.dh + unit : nullptr, dh_last, valid, dh_block);
-          if constexpr (kCell == CellKind::kLstm) {
-            LstmCellBackward(gates + gate, c_prev + unit, s.cells + rows * padded + unit, dh_block, s.carry + unit,
-                             dgates + dgate);
-          } else if constexpr (kCell == CellKind::kGru) {
-            for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
-            const float* h_prev_b = BlockOf(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
-            GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_b, dh_block, dgates + dgate,
-                            dgates_hidden + dgate, s.carry + unit);
-          } else {
-            RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate);
-          }
-          // The bias gradients: this thread owns the block's sums.
-          AddTo(dgates + dgate, kGates * kUnits, s.dbias + u * kGates * kUnits);
-          if constexpr (kCell == CellKind::kGru)
-            AddTo(dgates_hidden + dgate, kGates * kUnits, s.dbias_hidden + u * kGates * kUnits);
         }
       }
       s.pool->barrier();
