@@ -35,6 +35,13 @@ HWY_INLINE V Reciprocal(D d, V a) {
   return hn::Mul(r, hn::NegMulAdd(a, r, hn::Set(d, 2.0f)));
 }
 
+// Stores a block's gate gradient and adds it to the gate's bias gradient.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE void StoreGradient(D d, V gradient, float* HWY_RESTRICT to, float* HWY_RESTRICT bias_sum) {
+  hn::Store(gradient, d, to);
+  hn::Store(hn::Add(hn::Load(d, bias_sum), gradient), d, bias_sum);
+}
+
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V FastSigmoid(D d, V x) {
   // Highway's Exp is valid above -104, and σ(-80) is 0 in fp32 anyway.
@@ -97,10 +104,11 @@ HWY_INLINE void LstmCellForward(float* HWY_RESTRICT gates, bool save_gates, cons
 }
 
 // From dL/dh_t (dh) and dL/dc_t (dc, updated in place to dL/dc_{t-1}), the
-// block's activated gates and cell states, writes dL/d(pre-activations).
+// block's activated gates and cell states, writes dL/d(pre-activations) and
+// adds them to the block's bias gradients, dbias.
 HWY_INLINE void LstmCellBackward(const float* HWY_RESTRICT gates, const float* HWY_RESTRICT c_prev,
                                  const float* HWY_RESTRICT c_t, const float* HWY_RESTRICT dh, float* HWY_RESTRICT dc,
-                                 float* HWY_RESTRICT dgates) {
+                                 float* HWY_RESTRICT dgates, float* HWY_RESTRICT dbias) {
   const CellTag d;
   const auto one = hn::Set(d, 1.0f);
   for (size_t j = 0; j < kUnits; j += kCellLanes) {
@@ -116,10 +124,10 @@ HWY_INLINE void LstmCellBackward(const float* HWY_RESTRICT gates, const float* H
     const auto df = hn::Mul(dc_j, hn::LoadU(d, c_prev + j));
     const auto dg = hn::Mul(dc_j, i);
     const auto d_o = hn::Mul(dh_j, tanh_c);
-    hn::Store(hn::Mul(di, hn::Mul(i, hn::Sub(one, i))), d, dgates + j);
-    hn::Store(hn::Mul(df, hn::Mul(f, hn::Sub(one, f))), d, dgates + kUnits + j);
-    hn::Store(hn::Mul(dg, hn::NegMulAdd(g, g, one)), d, dgates + 2 * kUnits + j);
-    hn::Store(hn::Mul(d_o, hn::Mul(o, hn::Sub(one, o))), d, dgates + 3 * kUnits + j);
+    StoreGradient(d, hn::Mul(di, hn::Mul(i, hn::Sub(one, i))), dgates + j, dbias + j);
+    StoreGradient(d, hn::Mul(df, hn::Mul(f, hn::Sub(one, f))), dgates + kUnits + j, dbias + kUnits + j);
+    StoreGradient(d, hn::Mul(dg, hn::NegMulAdd(g, g, one)), dgates + 2 * kUnits + j, dbias + 2 * kUnits + j);
+    StoreGradient(d, hn::Mul(d_o, hn::Mul(o, hn::Sub(one, o))), dgates + 3 * kUnits + j, dbias + 3 * kUnits + j);
     hn::StoreU(hn::Mul(dc_j, f), d, dc + j);
   }
 }
@@ -151,11 +159,13 @@ HWY_INLINE void GruCellForward(float* HWY_RESTRICT gates, const float* HWY_RESTR
 // From dL/dh_t (dh) and the saved activations, writes the input-side
 // gradients [dr dz dn] (of x·W_ihᵀ + b_ih) and the hidden-side ones, which
 // differ in n (of h·W_hhᵀ + b_hh: dn·r), and the part of dL/dh_{t-1} that
-// skips the weights, dh·z, to h_grad_direct.
+// skips the weights, dh·z, to h_grad_direct; each side's gradients are
+// added to that side's bias gradients.
 HWY_INLINE void GruCellBackward(const float* HWY_RESTRICT gates, const float* HWY_RESTRICT hn_saved,
                                 const float* HWY_RESTRICT h_prev, const float* HWY_RESTRICT dh,
                                 float* HWY_RESTRICT dgates_input, float* HWY_RESTRICT dgates_hidden,
-                                float* HWY_RESTRICT h_grad_direct) {
+                                float* HWY_RESTRICT h_grad_direct, float* HWY_RESTRICT dbias_input,
+                                float* HWY_RESTRICT dbias_hidden) {
   const CellTag d;
   const auto one = hn::Set(d, 1.0f);
   for (size_t j = 0; j < kUnits; j += kCellLanes) {
@@ -166,12 +176,12 @@ HWY_INLINE void GruCellBackward(const float* HWY_RESTRICT gates, const float* HW
     const auto dn = hn::Mul(hn::Mul(dh_j, hn::Sub(one, z)), hn::NegMulAdd(n, n, one));
     const auto dz = hn::Mul(hn::Mul(dh_j, hn::Sub(hn::LoadU(d, h_prev + j), n)), hn::Mul(z, hn::Sub(one, z)));
     const auto dr = hn::Mul(hn::Mul(dn, hn::LoadU(d, hn_saved + j)), hn::Mul(r, hn::Sub(one, r)));
-    hn::Store(dr, d, dgates_input + j);
-    hn::Store(dz, d, dgates_input + kUnits + j);
-    hn::Store(dn, d, dgates_input + 2 * kUnits + j);
-    hn::Store(dr, d, dgates_hidden + j);
-    hn::Store(dz, d, dgates_hidden + kUnits + j);
-    hn::Store(hn::Mul(dn, r), d, dgates_hidden + 2 * kUnits + j);
+    StoreGradient(d, dr, dgates_input + j, dbias_input + j);
+    StoreGradient(d, dz, dgates_input + kUnits + j, dbias_input + kUnits + j);
+    StoreGradient(d, dn, dgates_input + 2 * kUnits + j, dbias_input + 2 * kUnits + j);
+    StoreGradient(d, dr, dgates_hidden + j, dbias_hidden + j);
+    StoreGradient(d, dz, dgates_hidden + kUnits + j, dbias_hidden + kUnits + j);
+    StoreGradient(d, hn::Mul(dn, r), dgates_hidden + 2 * kUnits + j, dbias_hidden + 2 * kUnits + j);
     hn::StoreU(hn::Mul(dh_j, z), d, h_grad_direct + j);
   }
 }
@@ -190,17 +200,17 @@ HWY_INLINE void RnnCellForward(float* HWY_RESTRICT gates, bool save, float* HWY_
 }
 
 // dL/d(pre) = dh · act'(pre), from h = act(pre): 1 - h² for tanh, [h > 0]
-// for relu.
+// for relu; added to the block's bias gradients, dbias.
 template <bool kRelu>
 HWY_INLINE void RnnCellBackward(const float* HWY_RESTRICT gates, const float* HWY_RESTRICT dh,
-                                float* HWY_RESTRICT dgates) {
+                                float* HWY_RESTRICT dgates, float* HWY_RESTRICT dbias) {
   const CellTag d;
   for (size_t j = 0; j < kUnits; j += kCellLanes) {
     const auto h = hn::Load(d, gates + j);
     const auto dh_j = hn::LoadU(d, dh + j);
     const auto slope = kRelu ? hn::IfThenElseZero(hn::Gt(h, hn::Zero(d)), hn::Set(d, 1.0f))
                              : hn::NegMulAdd(h, h, hn::Set(d, 1.0f));
-    hn::Store(hn::Mul(dh_j, slope), d, dgates + j);
+    StoreGradient(d, hn::Mul(dh_j, slope), dgates + j, dbias + j);
   }
 }
 

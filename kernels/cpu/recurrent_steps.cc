@@ -56,12 +56,6 @@ void SumBlock(const float* dy, const float* recurrent, const float* last, size_t
     dh[j] = j < valid ? dy[j] + (recurrent ? recurrent[j] : 0.0f) + (last ? last[j] : 0.0f) : 0.0f;
 }
 
-// sum += row, over a block's n gate values (a multiple of the lanes).
-void AddTo(const float* HWY_RESTRICT row, size_t n, float* HWY_RESTRICT sum) {
-  const hn::ScalableTag<float> d;
-  for (size_t j = 0; j < n; j += hn::Lanes(d)) hn::Store(hn::Add(hn::Load(d, sum + j), hn::Load(d, row + j)), d, sum + j);
-}
-
 // Row b at step t of the run is past the end of its padded sequence.
 bool Masked(const detail::StepRows& layout, size_t t, size_t b) {
   return layout.lengths && layout.first_step + static_cast<int64_t>(t) >= layout.lengths[b];
@@ -214,25 +208,22 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
               continue;
             }
             const float* dy_b = dy + b * hidden + u * kUnits;
+            float* dbias = s.dbias + u * kGates * kUnits;  // this thread owns the block's bias sums
             const bool recurrent = dgates_after && b < after_batch;
             const float* dh_last =
                 s.dh_last && LastStep(s.layout, steps, t, b) ? s.dh_last + b * hidden + u * kUnits : nullptr;
             SumBlock(dy_b, recurrent ? s.dh + unit : nullptr, dh_last, valid, dh_block);
             if constexpr (kCell == CellKind::kLstm) {
               LstmCellBackward(gates + gate, c_prev + unit, s.cells + rows * padded + unit, dh_block, s.carry + unit,
-                               dgates + dgate);
+                               dgates + dgate, dbias);
             } else if constexpr (kCell == CellKind::kGru) {
               for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
               const float* h_prev_b = BlockOf(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
               GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_b, dh_block, dgates + dgate,
-                              dgates_hidden + dgate, s.carry + unit);
+                              dgates_hidden + dgate, s.carry + unit, dbias, s.dbias_hidden + u * kGates * kUnits);
             } else {
-              RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate);
+              RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate, dbias);
             }
-            // The bias gradients: this thread owns the block's sums.
-            AddTo(dgates + dgate, kGates * kUnits, s.dbias + u * kGates * kUnits);
-            if constexpr (kCell == CellKind::kGru)
-              AddTo(dgates_hidden + dgate, kGates * kUnits, s.dbias_hidden + u * kGates * kUnits);
           }
         }
       }
