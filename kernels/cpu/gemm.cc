@@ -125,7 +125,11 @@ void PackedMatrix::set_column(int64_t k, int64_t n0, const float* values, int64_
   for (int64_t n = n0; n < n0 + count;) {
     const int64_t lane = n % kPanelWidth, run = std::min(kPanelWidth - lane, n0 + count - n);
     float* dst = data_.data() + ((n / kPanelWidth) * cols_ + k) * kPanelWidth + lane;
-    if (values) std::memcpy(dst, values + (n - n0), run * sizeof(float));
+    // A whole panel row is the common case (a row of x or h packed for the
+    // weight gradients): as a copy of constant size it is two vector moves,
+    // not a call.
+    if (values && run == kPanelWidth) std::memcpy(dst, values + (n - n0), kPanelWidth * sizeof(float));
+    else if (values) std::memcpy(dst, values + (n - n0), run * sizeof(float));
     else std::fill(dst, dst + run, 0.0f);
     n += run;
   }
