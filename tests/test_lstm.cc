@@ -128,9 +128,11 @@ Analytic run_backward(const GradProblem& g, const GradCase& c, bool want_dx, flo
   return run_backward_on<LstmSaved>(layer, g, c, want_dx, fill, reuse, pool);
 }
 
+// D and H multiples of 16 (the last two): the weight gradients read x and
+// h_{t-1} where they lie, not packed.
 const GradCase kGradCases[] = {
-    {3, 5, 2, 4, true},   {3, 17, 2, 4, true},  {1, 1, 1, 1, true}, {7, 33, 3, 3, true},
-    {3, 5, 2, 4, false},  {4, 17, 1, 3, false},
+    {3, 5, 2, 4, true},  {3, 17, 2, 4, true},  {1, 1, 1, 1, true},   {7, 33, 3, 3, true},
+    {3, 5, 2, 4, false}, {4, 17, 1, 3, false}, {16, 32, 2, 4, true}, {32, 16, 3, 3, false},
 };
 
 std::string describe(const GradCase& c) {
@@ -163,7 +165,8 @@ TEST_P(Lstm, BackwardMatchesFiniteDifferences) {
 // 2, 1: chunk boundaries must pass dh, dc and the gate gradients of the step
 // after the chunk, and accumulate the weight gradients across chunks.
 TEST_P(Lstm, BackwardInChunksMatchesFiniteDifferences) {
-  for (const GradCase& c : {GradCase{3, 17, 2, 4, true}, GradCase{7, 33, 3, 3, true}, GradCase{3, 5, 2, 4, false}}) {
+  for (const GradCase& c : {GradCase{3, 17, 2, 4, true}, GradCase{7, 33, 3, 3, true}, GradCase{3, 5, 2, 4, false},
+                            GradCase{16, 16, 2, 4, true}, GradCase{16, 16, 2, 4, false}}) {
     const int64_t step_bytes = c.B * 4 * ((c.H + 15) / 16 * 16) * int64_t{sizeof(float)};
     for (int64_t limit : {int64_t{1}, 2 * step_bytes}) {
       SCOPED_TRACE(describe(c) + " workspace limit " + std::to_string(limit) + " bytes");

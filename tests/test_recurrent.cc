@@ -69,8 +69,12 @@ void expect_backward_matches(const GradCase& c, int64_t workspace_limit) {
   for (float v : a.dc0) ASSERT_TRUE(std::isnan(v)) << "dc0 was written: only the LSTM has a cell state";
 }
 
+// D and H multiples of 16 (the last two): the weight gradients read x and
+// h_{t-1} where they lie, not packed.
 const GradCase kGradShapes[] = {
-    {3, 5, 2, 4, true}, {3, 17, 2, 4, true}, {1, 1, 1, 1, true}, {7, 33, 3, 3, true}, {3, 5, 2, 4, false},
+    {3, 5, 2, 4, true},  {3, 17, 2, 4, true},   {1, 1, 1, 1, true},
+    {7, 33, 3, 3, true}, {3, 5, 2, 4, false},   {16, 32, 2, 4, true},
+    {32, 16, 3, 3, false},
 };
 
 TEST_P(Recurrent, BackwardMatchesFiniteDifferences) {
@@ -83,12 +87,15 @@ TEST_P(Recurrent, BackwardMatchesFiniteDifferences) {
 }
 
 // Chunks of 1 step, and of 2 steps' gates (G·Hp floats per row and step, Hp
-// = H rounded up to 16): the carried gradients must cross chunk boundaries.
+// = H rounded up to 16): the carried gradients must cross chunk boundaries,
+// and h_{t-1}, read in place, the start of each chunk.
 TEST_P(Recurrent, BackwardInChunksMatchesFiniteDifferences) {
   for (CellKind cell : kCells) {
-    const GradCase c{3, 17, 2, 5, true, cell};
-    const int64_t step_bytes = c.B * seqk::gates_per_unit(cell) * 32 * int64_t{sizeof(float)};
-    for (int64_t limit : {int64_t{1}, 2 * step_bytes}) expect_backward_matches(c, limit);
+    for (GradCase c : {GradCase{3, 17, 2, 5, true}, GradCase{16, 16, 2, 5, true}, GradCase{16, 16, 2, 5, false}}) {
+      c.cell = cell;
+      const int64_t step_bytes = c.B * seqk::gates_per_unit(cell) * ((c.H + 15) / 16 * 16) * int64_t{sizeof(float)};
+      for (int64_t limit : {int64_t{1}, 2 * step_bytes}) expect_backward_matches(c, limit);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lstm_problem.h"
@@ -37,16 +38,20 @@ struct Batch {
   std::vector<float> dy, dh_n, dc_n;
 };
 
-Batch make_batch(CellKind cell, std::vector<int64_t> lengths) {
+Batch make_batch(CellKind cell, std::vector<int64_t> lengths, int64_t D = 3, int64_t H = 17) {
   Batch batch;
   const int64_t B = static_cast<int64_t>(lengths.size()), T = *std::max_element(lengths.begin(), lengths.end());
-  batch.p = make_problem(3, 17, B, T, true, 21, cell);
+  batch.p = make_problem(D, H, B, T, true, 21, cell);
   batch.lengths = std::move(lengths);
-  batch.dy = random_floats(T * B * 17, 61);
-  batch.dh_n = random_floats(B * 17, 62);
-  if (batch.p.has_c()) batch.dc_n = random_floats(B * 17, 63);
+  batch.dy = random_floats(T * B * H, 61);
+  batch.dh_n = random_floats(B * H, 62);
+  if (batch.p.has_c()) batch.dc_n = random_floats(B * H, 63);
   return batch;
 }
+
+// D, H: a partial 16-unit block; multiples of 16, where the weight gradients
+// read x (and, but for packed sequences, h_{t-1}) where they lie.
+constexpr std::pair<int64_t, int64_t> kSizes[] = {{3, 17}, {16, 32}};
 
 // Forward (training) then backward over x with `lengths` or `batch_sizes`
 // (one empty); x, y, dy in that layout; states in the layer's batch order.
@@ -170,63 +175,67 @@ constexpr CellKind kCells[] = {CellKind::kLstm, CellKind::kGru, CellKind::kRnnTa
 const std::vector<int64_t> kLengths = {6, 2, 4, 1, 6};
 
 TEST(VariableLength, PaddedWithLengthsEqualsEachSequenceAlone) {
-  for (CellKind cell : kCells) {
-    SCOPED_TRACE(seqk::to_string(cell));
-    const Batch batch = make_batch(cell, kLengths);
-    const Problem& p = batch.p;
-    RecurrentLayer layer(cell, p.D, p.H);
-    layer.set_parameters(p.params());
-    const Result want = run_each_alone(layer, batch);
-    // Chunks of one step too: lengths are absolute, the chunks relative.
-    for (int64_t limit : {int64_t{0}, int64_t{1}}) {
-      RecurrentLayer chunked(cell, p.D, p.H);
-      chunked.set_parameters(p.params());
-      if (limit > 0) chunked.set_workspace_limit(limit);
-      const Result got = run(chunked, p, p.x, p.T, p.B, batch.lengths, {}, p.h0, p.c0, batch.dy, batch.dh_n,
-                             batch.dc_n);
-      expect_same(got, want, p.has_c());
+  for (auto [D, H] : kSizes) {
+    for (CellKind cell : kCells) {
+      SCOPED_TRACE(std::string(seqk::to_string(cell)) + " D=" + std::to_string(D) + " H=" + std::to_string(H));
+      const Batch batch = make_batch(cell, kLengths, D, H);
+      const Problem& p = batch.p;
+      RecurrentLayer layer(cell, p.D, p.H);
+      layer.set_parameters(p.params());
+      const Result want = run_each_alone(layer, batch);
+      // Chunks of one step too: lengths are absolute, the chunks relative.
+      for (int64_t limit : {int64_t{0}, int64_t{1}}) {
+        RecurrentLayer chunked(cell, p.D, p.H);
+        chunked.set_parameters(p.params());
+        if (limit > 0) chunked.set_workspace_limit(limit);
+        const Result got =
+            run(chunked, p, p.x, p.T, p.B, batch.lengths, {}, p.h0, p.c0, batch.dy, batch.dh_n, batch.dc_n);
+        expect_same(got, want, p.has_c());
+      }
     }
   }
 }
 
 TEST(VariableLength, PackedEqualsEachSequenceAlone) {
-  for (CellKind cell : kCells) {
-    SCOPED_TRACE(seqk::to_string(cell));
-    const Batch batch = make_batch(cell, kLengths);
-    const Problem& p = batch.p;
-    RecurrentLayer layer(cell, p.D, p.H);
-    layer.set_parameters(p.params());
-    const Result want = run_each_alone(layer, batch);
+  for (auto [D, H] : kSizes) {
+    for (CellKind cell : kCells) {
+      SCOPED_TRACE(std::string(seqk::to_string(cell)) + " D=" + std::to_string(D) + " H=" + std::to_string(H));
+      const Batch batch = make_batch(cell, kLengths, D, H);
+      const Problem& p = batch.p;
+      RecurrentLayer layer(cell, p.D, p.H);
+      layer.set_parameters(p.params());
+      const Result want = run_each_alone(layer, batch);
 
-    const seqk::PackedLayout layout = seqk::packed_layout(batch.lengths);
-    EXPECT_EQ(layout.batch_sizes, (std::vector<int64_t>{5, 4, 3, 3, 2, 2}));
-    EXPECT_EQ(layout.sorted_indices, (std::vector<int64_t>{0, 4, 2, 1, 3}));
-    const int64_t N = layout.rows(), B = p.B, T = p.T, D = p.D, H = p.H;
-    ASSERT_EQ(N, 19);
-    auto pack = [&](const std::vector<float>& padded, int64_t width) {
-      std::vector<float> out(N * width);
-      seqk::pack(layout, ConstView(padded.data(), {T, B, width}), View(out.data(), {N, width}));
-      return out;
-    };
-    auto sort = [&](const std::vector<float>& v) {
-      if (v.empty()) return v;
-      std::vector<float> out(v.size());
-      seqk::sort_rows(layout, ConstView(v.data(), {B, H}), View(out.data(), {B, H}));
-      return out;
-    };
-    const Result packed = run(layer, p, pack(p.x, D), N, B, {}, layout.batch_sizes, sort(p.h0), sort(p.c0),
-                              pack(batch.dy, H), sort(batch.dh_n), sort(batch.dc_n));
-    // Back to the padded layout and the original order.
-    Result got = packed;
-    got.y.assign(T * B * H, kSentinel);
-    got.dx.assign(T * B * D, kSentinel);
-    seqk::unpack(layout, ConstView(packed.y.data(), {N, H}), View(got.y.data(), {T, B, H}));
-    seqk::unpack(layout, ConstView(packed.dx.data(), {N, D}), View(got.dx.data(), {T, B, D}));
-    for (auto field : {&Result::h_n, &Result::c_n, &Result::dh0, &Result::dc0}) {
-      if (!p.has_c() && (field == &Result::c_n || field == &Result::dc0)) continue;
-      seqk::unsort_rows(layout, ConstView((packed.*field).data(), {B, H}), View((got.*field).data(), {B, H}));
+      const seqk::PackedLayout layout = seqk::packed_layout(batch.lengths);
+      EXPECT_EQ(layout.batch_sizes, (std::vector<int64_t>{5, 4, 3, 3, 2, 2}));
+      EXPECT_EQ(layout.sorted_indices, (std::vector<int64_t>{0, 4, 2, 1, 3}));
+      const int64_t N = layout.rows(), B = p.B, T = p.T;
+      ASSERT_EQ(N, 19);
+      auto pack = [&](const std::vector<float>& padded, int64_t width) {
+        std::vector<float> out(N * width);
+        seqk::pack(layout, ConstView(padded.data(), {T, B, width}), View(out.data(), {N, width}));
+        return out;
+      };
+      auto sort = [&](const std::vector<float>& v) {
+        if (v.empty()) return v;
+        std::vector<float> out(v.size());
+        seqk::sort_rows(layout, ConstView(v.data(), {B, H}), View(out.data(), {B, H}));
+        return out;
+      };
+      const Result packed = run(layer, p, pack(p.x, D), N, B, {}, layout.batch_sizes, sort(p.h0), sort(p.c0),
+                                pack(batch.dy, H), sort(batch.dh_n), sort(batch.dc_n));
+      // Back to the padded layout and the original order.
+      Result got = packed;
+      got.y.assign(T * B * H, kSentinel);
+      got.dx.assign(T * B * D, kSentinel);
+      seqk::unpack(layout, ConstView(packed.y.data(), {N, H}), View(got.y.data(), {T, B, H}));
+      seqk::unpack(layout, ConstView(packed.dx.data(), {N, D}), View(got.dx.data(), {T, B, D}));
+      for (auto field : {&Result::h_n, &Result::c_n, &Result::dh0, &Result::dc0}) {
+        if (!p.has_c() && (field == &Result::c_n || field == &Result::dc0)) continue;
+        seqk::unsort_rows(layout, ConstView((packed.*field).data(), {B, H}), View((got.*field).data(), {B, H}));
+      }
+      expect_same(got, want, p.has_c());
     }
-    expect_same(got, want, p.has_c());
   }
 }
 

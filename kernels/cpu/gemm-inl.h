@@ -54,11 +54,15 @@ inline constexpr size_t kMaxDepthBlock = static_cast<size_t>(kGemmDepthBlock);
 
 // A's element (r, k) is a[r * a_row_stride + k * a_k_stride]: row-major A
 // steps k by 1, a transposed view steps r by 1 (then the kRows values of a
-// k step share a cache line), so neither needs a copy.
+// k step share a cache line), so neither needs a copy. Row k of B's panel p
+// is at b + p * panel_stride + k * b_k_stride (gemm_panels.h), loaded
+// unaligned: as fast where it is aligned (packed), and a matrix read in
+// place may start anywhere.
 template <size_t kRows, size_t kPanels, size_t kDepth>
 HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t a_row_stride, size_t a_k_stride,
-                           const float* HWY_RESTRICT b, size_t panel_stride, size_t depth, float* HWY_RESTRICT c,
-                           size_t ldc, size_t cols, const float* HWY_RESTRICT bias, bool accumulate) {
+                           const float* HWY_RESTRICT b, size_t panel_stride, size_t b_k_stride, size_t depth,
+                           float* HWY_RESTRICT c, size_t ldc, size_t cols, const float* HWY_RESTRICT bias,
+                           bool accumulate) {
   const GemmTag d;
   using V = hn::Vec<GemmTag>;
   constexpr size_t kVecs = kPanels * kVecsPerPanel;
@@ -80,7 +84,7 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t a_row_stride, siz
     V bk[kVecs];
     for (size_t v = 0; v < kVecs; ++v) {
       const size_t panel = v / kVecsPerPanel, lane0 = (v % kVecsPerPanel) * kGemmLanes;
-      bk[v] = hn::Load(d, b + panel * panel_stride + k * kPanelWidth + lane0);
+      bk[v] = hn::LoadU(d, b + panel * panel_stride + k * b_k_stride + lane0);
     }
     for (size_t r = 0; r < kRows; ++r) {
       const V ark = hn::Set(d, a[r * a_row_stride + k * a_k_stride]);
@@ -114,8 +118,8 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, size_t a_row_stride, siz
   }
 }
 
-using GemmTileFn = void (*)(const float*, size_t, size_t, const float*, size_t, size_t, float*, size_t, size_t,
-                            const float*, bool);
+using GemmTileFn = void (*)(const float*, size_t, size_t, const float*, size_t, size_t, size_t, float*, size_t,
+                            size_t, const float*, bool);
 
 // tiles[rows - 1][panels - 1] for one depth.
 template <size_t kDepth>
@@ -144,10 +148,8 @@ inline const GemmTileFn (&GemmTilesForDepth(size_t depth, bool specialized))[kTi
 inline constexpr size_t kRowBlock = 16 * kTileRows;
 
 inline void GemmPanels(const detail::GemmPanelsArgs& args) {
-  const PackedMatrix& b = *args.b;
-  const size_t depth = static_cast<size_t>(b.cols());
-  const size_t n = static_cast<size_t>(b.rows());
-  const size_t panel_stride = kPanelWidth * depth;
+  const detail::BPanels& b = args.b;
+  const size_t depth = b.depth, n = b.n;
   for (size_t k0 = 0; k0 < depth; k0 += kMaxDepthBlock) {
     const size_t kc = HWY_MIN(kMaxDepthBlock, depth - k0);
     const auto& tiles = GemmTilesForDepth(kc, args.specialized);
@@ -155,11 +157,14 @@ inline void GemmPanels(const detail::GemmPanelsArgs& args) {
     const bool accumulate = args.accumulate || !first;
     for (size_t m0 = 0; m0 < args.m; m0 += kRowBlock) {
       const size_t m1 = HWY_MIN(args.m, m0 + kRowBlock);
-      for (size_t p = args.panel_begin; p < args.panel_end; p += kTilePanels) {
-        const size_t panels = HWY_MIN(kTilePanels, args.panel_end - p);
+      for (size_t p = args.panel_begin, panels; p < args.panel_end; p += panels) {
+        // A tile's panels come from one source.
+        const size_t source_end = p < b.split ? HWY_MIN(b.split, args.panel_end) : args.panel_end;
+        panels = HWY_MIN(kTilePanels, source_end - p);
+        const detail::PanelSource& source = b.source(p);
         const size_t col0 = p * kPanelWidth;
         const size_t cols = HWY_MIN(panels * kPanelWidth, n - col0);
-        const float* b_tile = b.panel(static_cast<int64_t>(p)) + k0 * kPanelWidth;
+        const float* b_tile = b.panel(p) + k0 * source.k_stride;
         const float* bias = first && args.bias ? args.bias + col0 : nullptr;
         // Rows in tiles as even as the tile height allows (32 rows as 5, 5,
         // 6, 5, 5, 6, not 5 x 6 + 2: a tile of 2 rows reads as much of B as
@@ -169,8 +174,8 @@ inline void GemmPanels(const detail::GemmPanelsArgs& args) {
           const size_t r = m0 + (m1 - m0) * tile / row_tiles;
           const size_t rows = m0 + (m1 - m0) * (tile + 1) / row_tiles - r;
           tiles[rows - 1][panels - 1](args.a + r * args.a_row_stride + k0 * args.a_k_stride, args.a_row_stride,
-                                      args.a_k_stride, b_tile, panel_stride, kc, args.c + r * args.ldc + col0,
-                                      args.ldc, cols, bias, accumulate);
+                                      args.a_k_stride, b_tile, source.panel_stride, source.k_stride, kc,
+                                      args.c + r * args.ldc + col0, args.ldc, cols, bias, accumulate);
         }
       }
     }

@@ -147,9 +147,14 @@ void gemm(ConstView a, const PackedMatrix& b, View c, const GemmArgs& args, Thre
 
   require(a.stride(0) >= 0 && a.stride(1) >= 0, "A must have non-negative strides");
   const detail::GemmPanelsArgs whole{a.data(), static_cast<size_t>(a.stride(0)), static_cast<size_t>(a.stride(1)),
-                                     static_cast<size_t>(a.dim(0)), &b, 0, static_cast<size_t>(b.panels()), c.data(),
-                                     static_cast<size_t>(c.stride(0)), args.bias, args.accumulate, args.specialized};
-  HWY_DYNAMIC_DISPATCH(GemmParallel)(whole, pool ? pool : &ThreadPool::global());
+                                     static_cast<size_t>(a.dim(0)), detail::PanelsOf(b), 0,
+                                     static_cast<size_t>(b.panels()), c.data(), static_cast<size_t>(c.stride(0)),
+                                     args.bias, args.accumulate, args.specialized};
+  detail::gemm_panels(whole, pool ? pool : &ThreadPool::global());
+}
+
+void detail::gemm_panels(const GemmPanelsArgs& args, ThreadPool* pool) {
+  HWY_DYNAMIC_DISPATCH(GemmParallel)(args, pool);
 }
 
 }  // namespace seqk

@@ -9,6 +9,35 @@
 
 namespace seqk::detail {
 
+// B as 16-column panels: row k of panel p (B's values (16p .. 16p+15, k)) is
+// the 16 floats at data + p * panel_stride + k * k_stride. A PackedMatrix
+// is one such source (k_stride 16); so is a row-major (K, N) matrix with N a
+// multiple of 16, read in place with no copy (panel_stride 16, k_stride its
+// row stride). Panels from `split` on come from a second source, so that
+// [x | h] can be one operand while x and h lie apart.
+struct PanelSource {
+  const float* data;
+  size_t panel_stride, k_stride;
+};
+struct BPanels {
+  PanelSource first, second;
+  size_t split;     // panels [0, split) from first, the rest from second
+  size_t n, depth;  // B is (n, depth)
+
+  size_t panels() const { return (n + kPanelWidth - 1) / kPanelWidth; }
+  const PanelSource& source(size_t p) const { return p < split ? first : second; }
+  const float* panel(size_t p) const {
+    const PanelSource& s = source(p);
+    return s.data + (p < split ? p : p - split) * s.panel_stride;
+  }
+};
+
+inline BPanels PanelsOf(const PackedMatrix& b) {
+  const size_t depth = static_cast<size_t>(b.cols());
+  const PanelSource packed{b.panel(0), kPanelWidth * depth, kPanelWidth};
+  return {packed, packed, static_cast<size_t>(b.panels()), static_cast<size_t>(b.rows()), depth};
+}
+
 // Rows [0, m) and panels [panel_begin, panel_end) of B. A's element (r, k)
 // is a[r * a_row_stride + k * a_k_stride]; C has row stride ldc; bias (if
 // any) is indexed by column.
@@ -16,7 +45,7 @@ struct GemmPanelsArgs {
   const float* a;
   size_t a_row_stride, a_k_stride;
   size_t m;
-  const PackedMatrix* b;
+  BPanels b;
   size_t panel_begin, panel_end;
   float* c;
   size_t ldc;
@@ -24,5 +53,9 @@ struct GemmPanelsArgs {
   bool accumulate;
   bool specialized;
 };
+
+// The whole of `args` over the pool's threads (dynamic dispatch to the best
+// SIMD target), for callers whose B is not a PackedMatrix.
+void gemm_panels(const GemmPanelsArgs& args, ThreadPool* pool);
 
 }  // namespace seqk::detail

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "kernels/cpu/gemm_panels.h"
 #include "kernels/cpu/recurrent_steps.h"
 #include "kernels/recurrent_args.h"
 
@@ -222,8 +223,16 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   // second pair and two weight-gradient GEMMs: dW_ih from x and dW_hh from
   // h; the other cells make both in one GEMM over [x | h].
   const int64_t chunk = chunk_steps(steps, batch), chunk_rows = chunk * batch;
-  AlignedVector zero_h(gru && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
+  // The weight gradients' second operand, x_t and h_{t-1} per row, is read
+  // where it lies when its rows are whole panels (16 floats): x as the
+  // chunk's rows, h_{t-1} as y's rows a step back where every step has the
+  // same batch (not packed sequences), or h0 (zeros without one) before
+  // step 0. What is not is packed a row at a time.
+  const bool x_in_place = input % kPanelWidth == 0;
+  const bool h_in_place = hidden % kPanelWidth == 0 && shape.rows == steps * batch;
+  AlignedVector zero_h((gru || h_in_place) && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
   const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
+  const float* h_before_step0 = args.h0.empty() ? zero_h.data() : args.h0.data();
   AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
   AlignedVector dh(static_cast<size_t>(batch * padded));
   AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
@@ -244,16 +253,18 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     dgates_hidden[which].resize(static_cast<size_t>(gru ? chunk_rows * dg_stride : 0));
   }
 
-  // Operands of the weight-gradient GEMMs, [x | h] and, for the GRU, x and
-  // h apart, per row, written packed.
-  const int64_t inputs = gru ? input : input + hidden;  // columns of the first operand
-  PackedMatrix& first_operand = scratch.first_operand;
-  PackedMatrix& second_operand = scratch.second_operand;
-  // Blocked rows: [dW_ih | dW_hh]; GRU: dW_ih and dW_hh apart.
+  // One operand [x | h] for the cells whose gates share both sides, x and h
+  // apart for the GRU, whose sides differ in n.
+  const int64_t x_cols = (input + kPanelWidth - 1) / kPanelWidth * kPanelWidth, h_cols = padded;
+  PackedMatrix& packed_x = scratch.packed_x;
+  PackedMatrix& packed_h = scratch.packed_h;
+  // Weight gradients in blocked rows, at panel-padded widths: [dW_ih | dW_hh],
+  // or for the GRU dW_ih and dW_hh apart.
+  const int64_t dw_cols = gru ? x_cols : x_cols + h_cols;
   AlignedVector& dw_first = scratch.dw_first;
   AlignedVector& dw_second = scratch.dw_second;
-  dw_first.resize(static_cast<size_t>(gate_cols * inputs));
-  dw_second.resize(static_cast<size_t>(gru ? gate_cols * hidden : 0));
+  dw_first.resize(static_cast<size_t>(gate_cols * dw_cols));
+  dw_second.resize(static_cast<size_t>(gru ? gate_cols * h_cols : 0));
   // The bias gradients, summed by the recurrence as it writes the gate
   // gradients (a column of ones in the GEMMs' operands would cost them a
   // whole panel of 16, the GEMM at N = H + D + 1 running 2-3% slower).
@@ -277,30 +288,64 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
          gru ? dbias_hidden.data() : dbias.data(), pool});
 
     // Row (t, b) pairs x_t with h_{t-1} of the same sequence: row b of step t - 1, or h0.
-    first_operand.reset(inputs, rows);
-    if (gru) second_operand.reset(hidden, rows);
-    pool->run([&](int thread_index, int num_threads) {
-      const int64_t r0 = rows * thread_index / num_threads, r1 = rows * (thread_index + 1) / num_threads;
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t row = row0 + r;
-        const int64_t t = std::upper_bound(shape.offsets.begin() + t0, shape.offsets.begin() + t1 + 1, row) -
-                          shape.offsets.begin() - 1;
-        const int64_t b = row - shape.offsets[t];
-        const float* h_prev = t > 0 ? args.y.data() + (shape.offsets[t - 1] + b) * hidden
-                              : h0  ? h0 + b * hidden
-                                    : nullptr;
-        first_operand.set_column(r, 0, args.x.data() + row * input, input);
-        if (gru) second_operand.set_column(r, 0, h_prev, hidden);
-        else first_operand.set_column(r, input, h_prev, hidden);
-      }
-    });
-    const GemmArgs accumulate{.accumulate = t1 != steps};
-    gemm(ConstView(dg, {gate_cols, rows}, {1, dg_stride}),
-         first_operand, View(dw_first.data(), {gate_cols, inputs}), accumulate, pool);
-    if (gru) {
-      gemm(ConstView(dg_hidden, {gate_cols, rows}, {1, dg_stride}),
-           second_operand, View(dw_second.data(), {gate_cols, hidden}), accumulate, pool);
+    if (!x_in_place) packed_x.reset(input, rows);
+    if (!h_in_place) packed_h.reset(hidden, rows);
+    if (!x_in_place || !h_in_place) {
+      pool->run([&](int thread_index, int num_threads) {
+        const int64_t r0 = rows * thread_index / num_threads, r1 = rows * (thread_index + 1) / num_threads;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t row = row0 + r;
+          if (!x_in_place) packed_x.set_column(r, 0, args.x.data() + row * input, input);
+          if (h_in_place) continue;
+          const int64_t t = std::upper_bound(shape.offsets.begin() + t0, shape.offsets.begin() + t1 + 1, row) -
+                            shape.offsets.begin() - 1;
+          const int64_t b = row - shape.offsets[t];
+          const float* h_prev = t > 0 ? args.y.data() + (shape.offsets[t - 1] + b) * hidden
+                                : h0  ? h0 + b * hidden
+                                      : nullptr;
+          packed_h.set_column(r, 0, h_prev, hidden);
+        }
+      });
     }
+    // The chunk's rows [k0, k1) of each operand as panels.
+    auto x_panels = [&](int64_t k0) -> detail::PanelSource {
+      if (x_in_place) return {args.x.data() + (row0 + k0) * input, kPanelWidth, static_cast<size_t>(input)};
+      return {packed_x.panel(0) + k0 * kPanelWidth, static_cast<size_t>(kPanelWidth * rows), kPanelWidth};
+    };
+    auto h_panels = [&](int64_t k0) -> detail::PanelSource {
+      if (!h_in_place)
+        return {packed_h.panel(0) + k0 * kPanelWidth, static_cast<size_t>(kPanelWidth * rows), kPanelWidth};
+      const int64_t row = row0 + k0;  // its h_{t-1}: y a step back, or before step 0 h0's rows
+      const float* h = row < batch ? h_before_step0 + row * hidden : args.y.data() + (row - batch) * hidden;
+      return {h, kPanelWidth, static_cast<size_t>(hidden)};
+    };
+    // dW (+)= dGᵀ · operand over rows [k0, k1), which read h_{t-1} from one place.
+    auto add_weight_gradients = [&](int64_t k0, int64_t k1, bool accumulate) {
+      if (k1 == k0) return;
+      const size_t depth = static_cast<size_t>(k1 - k0);
+      const size_t x_panels_count = static_cast<size_t>(x_cols / kPanelWidth);
+      const size_t h_panels_count = static_cast<size_t>(h_cols / kPanelWidth);
+      auto run = [&](const float* dg_rows, const detail::BPanels& b, float* dw, int64_t ldc) {
+        detail::gemm_panels(
+            {dg_rows + k0 * dg_stride, 1, static_cast<size_t>(dg_stride), static_cast<size_t>(gate_cols), b, 0,
+             b.panels(), dw, static_cast<size_t>(ldc), nullptr, accumulate, true},
+            pool);
+      };
+      if (gru) {
+        run(dg, {x_panels(k0), x_panels(k0), x_panels_count, static_cast<size_t>(x_cols), depth}, dw_first.data(),
+            x_cols);
+        run(dg_hidden, {h_panels(k0), h_panels(k0), h_panels_count, static_cast<size_t>(h_cols), depth},
+            dw_second.data(), h_cols);
+      } else {
+        run(dg, {x_panels(k0), h_panels(k0), x_panels_count, static_cast<size_t>(dw_cols), depth}, dw_first.data(),
+            dw_cols);
+      }
+    };
+    // With h read in place, step 0's rows take h0 from elsewhere: a GEMM of their own.
+    const bool accumulate = t1 != steps;
+    const int64_t split = h_in_place && t0 == 0 ? batch : 0;
+    if (split > 0) add_weight_gradients(0, split, accumulate);
+    add_weight_gradients(split, rows, accumulate || split > 0);
     if (!args.dx.empty())
       gemm(ConstView(dg, {rows, gate_cols}, {dg_stride, 1}), w_ih_t_packed_,
            View(args.dx.data() + row0 * input, {rows, input}), {}, pool);
@@ -312,8 +357,8 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   for (int64_t r = 0; r < gate_cols; ++r) {
     const int64_t source = gate_order_[static_cast<size_t>(r)];
     if (source < 0) continue;
-    std::memcpy(grads.w_ih.data() + source * input, &dw_first[r * inputs], input * sizeof(float));
-    const float* dw_hh = gru ? &dw_second[r * hidden] : &dw_first[r * inputs + input];
+    std::memcpy(grads.w_ih.data() + source * input, &dw_first[r * dw_cols], input * sizeof(float));
+    const float* dw_hh = gru ? &dw_second[r * h_cols] : &dw_first[r * dw_cols + x_cols];
     std::memcpy(grads.w_hh.data() + source * hidden, dw_hh, hidden * sizeof(float));
     grads.b_ih.data()[source] = dbias[r];
     grads.b_hh.data()[source] = gru ? dbias_hidden[r] : dbias[r];

@@ -93,6 +93,7 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
   const size_t hidden = s.hidden, padded = s.padded_hidden;
   const size_t gate_cols = kGates * padded;
   const size_t blocks = padded / kUnits;
+  const detail::BPanels w_hh = detail::PanelsOf(*s.w_hh);
   s.pool->run([&](int thread_index, int num_threads) {
     const BlockRange mine = BlocksOfThread(blocks, thread_index, num_threads);
     HWY_ALIGN float h_block[kUnits];
@@ -115,10 +116,10 @@ void ForwardRecurrence(const detail::RecurrentForwardSteps& s) {
         }
         // The GRU keeps the hidden side apart: r multiplies its n part.
         if constexpr (kCell == CellKind::kGru) {
-          GemmPanels({h_prev, hidden, 1, step_batch, s.w_hh, kGates * u, kGates * (u + 1), s.hidden_gates, gate_cols,
+          GemmPanels({h_prev, hidden, 1, step_batch, w_hh, kGates * u, kGates * (u + 1), s.hidden_gates, gate_cols,
                       s.hidden_bias, /*accumulate=*/false, /*specialized=*/true});
         } else if (h_prev) {
-          GemmPanels({h_prev, hidden, 1, step_batch, s.w_hh, kGates * u, kGates * (u + 1), gates, gate_cols, nullptr,
+          GemmPanels({h_prev, hidden, 1, step_batch, w_hh, kGates * u, kGates * (u + 1), gates, gate_cols, nullptr,
                       /*accumulate=*/true, /*specialized=*/true});
         }
         const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
@@ -159,6 +160,7 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
   const size_t hidden = s.hidden, padded = s.padded_hidden;
   const size_t gate_cols = kGates * padded, dstride = static_cast<size_t>(s.dgates_stride);
   const size_t blocks = padded / kUnits;
+  const detail::BPanels w_hh_t = detail::PanelsOf(*s.w_hh_t);
   s.pool->run([&](int thread_index, int num_threads) {
     const BlockRange mine = BlocksOfThread(blocks, thread_index, num_threads);
     HWY_ALIGN float dh_block[kUnits];
@@ -183,7 +185,7 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
       for (size_t group = mine.begin; group < mine.end; group += kTilePanels) {
         const size_t group_end = HWY_MIN(mine.end, group + kTilePanels);
         if (dgates_after && after_batch > 0) {
-          GemmPanels({dgates_after, dstride, 1, after_batch, s.w_hh_t, group, group_end, s.dh, padded, nullptr,
+          GemmPanels({dgates_after, dstride, 1, after_batch, w_hh_t, group, group_end, s.dh, padded, nullptr,
                       /*accumulate=*/false, /*specialized=*/true});
         }
         for (size_t u = group; u < group_end; ++u) {

@@ -93,7 +93,7 @@ class RecurrentSaved {
   // two backward calls may not use one saved at the same time.
   struct BackwardScratch {
     AlignedVector dgates[2], dgates_hidden[2], dw_first, dw_second;
-    PackedMatrix first_operand, second_operand;
+    PackedMatrix packed_x, packed_h;
   };
   mutable BackwardScratch scratch_;
 };
