@@ -200,7 +200,8 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
             } else if (t > 0) {
               const size_t order = (u + kTilePanels - mine.end) * step_batch + b;
               const size_t batch_before = static_cast<size_t>(s.layout.batch(static_cast<int64_t>(t) - 1));
-              PrefetchBackwardCell<kCell>(s, t - 1, order % batch_before, mine.begin + order / batch_before);
+              const size_t ahead_u = mine.begin + order / batch_before;  // past mine.end with fewer than a group
+              if (ahead_u < mine.end) PrefetchBackwardCell<kCell>(s, t - 1, order % batch_before, ahead_u);
             }
             if (Masked(s.layout, t, b)) {
               // Past the sequence's end nothing flowed forward; the carried
