@@ -174,69 +174,69 @@ constexpr CellKind kCells[] = {CellKind::kLstm, CellKind::kGru, CellKind::kRnnTa
 // Unsorted, with ties, a length-1 sequence and two of the full length.
 const std::vector<int64_t> kLengths = {6, 2, 4, 1, 6};
 
-TEST(VariableLength, PaddedWithLengthsEqualsEachSequenceAlone) {
+// Runs check(batch, layer, each sequence's results alone) for every size
+// and cell, on batches of kLengths.
+template <class Check>
+void for_each_batch(Check check) {
   for (auto [D, H] : kSizes) {
     for (CellKind cell : kCells) {
       SCOPED_TRACE(std::string(seqk::to_string(cell)) + " D=" + std::to_string(D) + " H=" + std::to_string(H));
       const Batch batch = make_batch(cell, kLengths, D, H);
-      const Problem& p = batch.p;
-      RecurrentLayer layer(cell, p.D, p.H);
-      layer.set_parameters(p.params());
-      const Result want = run_each_alone(layer, batch);
-      // Chunks of one step too: lengths are absolute, the chunks relative.
-      for (int64_t limit : {int64_t{0}, int64_t{1}}) {
-        RecurrentLayer chunked(cell, p.D, p.H);
-        chunked.set_parameters(p.params());
-        if (limit > 0) chunked.set_workspace_limit(limit);
-        const Result got =
-            run(chunked, p, p.x, p.T, p.B, batch.lengths, {}, p.h0, p.c0, batch.dy, batch.dh_n, batch.dc_n);
-        expect_same(got, want, p.has_c());
-      }
+      RecurrentLayer layer(cell, D, H);
+      layer.set_parameters(batch.p.params());
+      check(batch, layer, run_each_alone(layer, batch));
     }
   }
 }
 
-TEST(VariableLength, PackedEqualsEachSequenceAlone) {
-  for (auto [D, H] : kSizes) {
-    for (CellKind cell : kCells) {
-      SCOPED_TRACE(std::string(seqk::to_string(cell)) + " D=" + std::to_string(D) + " H=" + std::to_string(H));
-      const Batch batch = make_batch(cell, kLengths, D, H);
-      const Problem& p = batch.p;
-      RecurrentLayer layer(cell, p.D, p.H);
-      layer.set_parameters(p.params());
-      const Result want = run_each_alone(layer, batch);
-
-      const seqk::PackedLayout layout = seqk::packed_layout(batch.lengths);
-      EXPECT_EQ(layout.batch_sizes, (std::vector<int64_t>{5, 4, 3, 3, 2, 2}));
-      EXPECT_EQ(layout.sorted_indices, (std::vector<int64_t>{0, 4, 2, 1, 3}));
-      const int64_t N = layout.rows(), B = p.B, T = p.T;
-      ASSERT_EQ(N, 19);
-      auto pack = [&](const std::vector<float>& padded, int64_t width) {
-        std::vector<float> out(N * width);
-        seqk::pack(layout, ConstView(padded.data(), {T, B, width}), View(out.data(), {N, width}));
-        return out;
-      };
-      auto sort = [&](const std::vector<float>& v) {
-        if (v.empty()) return v;
-        std::vector<float> out(v.size());
-        seqk::sort_rows(layout, ConstView(v.data(), {B, H}), View(out.data(), {B, H}));
-        return out;
-      };
-      const Result packed = run(layer, p, pack(p.x, D), N, B, {}, layout.batch_sizes, sort(p.h0), sort(p.c0),
-                                pack(batch.dy, H), sort(batch.dh_n), sort(batch.dc_n));
-      // Back to the padded layout and the original order.
-      Result got = packed;
-      got.y.assign(T * B * H, kSentinel);
-      got.dx.assign(T * B * D, kSentinel);
-      seqk::unpack(layout, ConstView(packed.y.data(), {N, H}), View(got.y.data(), {T, B, H}));
-      seqk::unpack(layout, ConstView(packed.dx.data(), {N, D}), View(got.dx.data(), {T, B, D}));
-      for (auto field : {&Result::h_n, &Result::c_n, &Result::dh0, &Result::dc0}) {
-        if (!p.has_c() && (field == &Result::c_n || field == &Result::dc0)) continue;
-        seqk::unsort_rows(layout, ConstView((packed.*field).data(), {B, H}), View((got.*field).data(), {B, H}));
-      }
+TEST(VariableLength, PaddedWithLengthsEqualsEachSequenceAlone) {
+  for_each_batch([](const Batch& batch, const RecurrentLayer&, const Result& want) {
+    const Problem& p = batch.p;
+    // Chunks of one step too: lengths are absolute, the chunks relative.
+    for (int64_t limit : {int64_t{0}, int64_t{1}}) {
+      RecurrentLayer chunked(p.cell, p.D, p.H);
+      chunked.set_parameters(p.params());
+      if (limit > 0) chunked.set_workspace_limit(limit);
+      const Result got =
+          run(chunked, p, p.x, p.T, p.B, batch.lengths, {}, p.h0, p.c0, batch.dy, batch.dh_n, batch.dc_n);
       expect_same(got, want, p.has_c());
     }
-  }
+  });
+}
+
+TEST(VariableLength, PackedEqualsEachSequenceAlone) {
+  for_each_batch([](const Batch& batch, const RecurrentLayer& layer, const Result& want) {
+    const Problem& p = batch.p;
+    const seqk::PackedLayout layout = seqk::packed_layout(batch.lengths);
+    EXPECT_EQ(layout.batch_sizes, (std::vector<int64_t>{5, 4, 3, 3, 2, 2}));
+    EXPECT_EQ(layout.sorted_indices, (std::vector<int64_t>{0, 4, 2, 1, 3}));
+    const int64_t N = layout.rows(), B = p.B, T = p.T, D = p.D, H = p.H;
+    ASSERT_EQ(N, 19);
+    auto pack = [&](const std::vector<float>& padded, int64_t width) {
+      std::vector<float> out(N * width);
+      seqk::pack(layout, ConstView(padded.data(), {T, B, width}), View(out.data(), {N, width}));
+      return out;
+    };
+    auto sort = [&](const std::vector<float>& v) {
+      if (v.empty()) return v;
+      std::vector<float> out(v.size());
+      seqk::sort_rows(layout, ConstView(v.data(), {B, H}), View(out.data(), {B, H}));
+      return out;
+    };
+    const Result packed = run(layer, p, pack(p.x, D), N, B, {}, layout.batch_sizes, sort(p.h0), sort(p.c0),
+                              pack(batch.dy, H), sort(batch.dh_n), sort(batch.dc_n));
+    // Back to the padded layout and the original order.
+    Result got = packed;
+    got.y.assign(T * B * H, kSentinel);
+    got.dx.assign(T * B * D, kSentinel);
+    seqk::unpack(layout, ConstView(packed.y.data(), {N, H}), View(got.y.data(), {T, B, H}));
+    seqk::unpack(layout, ConstView(packed.dx.data(), {N, D}), View(got.dx.data(), {T, B, D}));
+    for (auto field : {&Result::h_n, &Result::c_n, &Result::dh0, &Result::dc0}) {
+      if (!p.has_c() && (field == &Result::c_n || field == &Result::dc0)) continue;
+      seqk::unsort_rows(layout, ConstView((packed.*field).data(), {B, H}), View((got.*field).data(), {B, H}));
+    }
+    expect_same(got, want, p.has_c());
+  });
 }
 
 TEST(VariableLength, RejectsBadLengths) {
