@@ -221,31 +221,35 @@ testing::AssertionResult close_grad(const char* what, const std::vector<float>& 
 
 constexpr CellKind kCells[] = {CellKind::kLstm, CellKind::kGru, CellKind::kRnnTanh};
 
-TEST(RecurrentStack, TwoBidirectionalLayersMatchReferenceAndFiniteDifferences) {
-  for (CellKind cell : kCells) {
-    SCOPED_TRACE(seqk::to_string(cell));
-    StackProblem p = make_stack_problem(cell, 3, 5, 2, true, {4, 2, 3});
-    const StackRun got = run_stack(p);
-    const StackResult want = reference_stack(p);
-    // fp32 through 2 layers of ≤ 4 steps: the single layer's bound (8 eps sqrt(D+H+2) T) for the wider layer.
-    const double tol = 8.0 * 1.2e-7 * std::sqrt(double(2 * p.H + p.H + 2)) * p.T * p.L;
-    EXPECT_TRUE(close_values("y", got.y, want.y, tol));
-    EXPECT_TRUE(close_values("h_n", got.h_n, want.h_n, tol));
-    if (!want.c_n.empty()) {
-      EXPECT_TRUE(close_values("c_n", got.c_n, want.c_n, tol));
-    }
+// Two layers, one direction (the upper layer's input is the lower one's
+// saved output) and two.
+TEST(RecurrentStack, TwoLayersMatchReferenceAndFiniteDifferences) {
+  for (bool bidirectional : {false, true}) {
+    for (CellKind cell : kCells) {
+      SCOPED_TRACE(testing::Message() << seqk::to_string(cell) << (bidirectional ? " bidirectional" : ""));
+      StackProblem p = make_stack_problem(cell, 3, 5, 2, bidirectional, {4, 2, 3});
+      const StackRun got = run_stack(p);
+      const StackResult want = reference_stack(p);
+      // fp32 through 2 layers of ≤ 4 steps: the single layer's bound (8 eps sqrt(D+H+2) T) for the wider layer.
+      const double tol = 8.0 * 1.2e-7 * std::sqrt(double(2 * p.H + p.H + 2)) * p.T * p.L;
+      EXPECT_TRUE(close_values("y", got.y, want.y, tol));
+      EXPECT_TRUE(close_values("h_n", got.h_n, want.h_n, tol));
+      if (!want.c_n.empty()) {
+        EXPECT_TRUE(close_values("c_n", got.c_n, want.c_n, tol));
+      }
 
-    EXPECT_TRUE(close_grad("dx", got.dx, stack_fd(p, &p.x)));
-    EXPECT_TRUE(close_grad("dh0", got.dh0, stack_fd(p, &p.h0)));
-    if (!p.c0.empty()) {
-      EXPECT_TRUE(close_grad("dc0", got.dc0, stack_fd(p, &p.c0)));
-    }
-    for (std::size_t i = 0; i < p.params.size(); ++i) {
-      SCOPED_TRACE(testing::Message() << "layer " << i / 2 << (i % 2 ? " reverse" : " forward"));
-      EXPECT_TRUE(close_grad("dw_ih", got.dw_ih[i], stack_fd(p, &p.params[i].w_ih)));
-      EXPECT_TRUE(close_grad("dw_hh", got.dw_hh[i], stack_fd(p, &p.params[i].w_hh)));
-      EXPECT_TRUE(close_grad("db_ih", got.db_ih[i], stack_fd(p, &p.params[i].b_ih)));
-      EXPECT_TRUE(close_grad("db_hh", got.db_hh[i], stack_fd(p, &p.params[i].b_hh)));
+      EXPECT_TRUE(close_grad("dx", got.dx, stack_fd(p, &p.x)));
+      EXPECT_TRUE(close_grad("dh0", got.dh0, stack_fd(p, &p.h0)));
+      if (!p.c0.empty()) {
+        EXPECT_TRUE(close_grad("dc0", got.dc0, stack_fd(p, &p.c0)));
+      }
+      for (std::size_t i = 0; i < p.params.size(); ++i) {
+        SCOPED_TRACE(testing::Message() << "layer " << i / p.dirs << (i % p.dirs ? " reverse" : " forward"));
+        EXPECT_TRUE(close_grad("dw_ih", got.dw_ih[i], stack_fd(p, &p.params[i].w_ih)));
+        EXPECT_TRUE(close_grad("dw_hh", got.dw_hh[i], stack_fd(p, &p.params[i].w_hh)));
+        EXPECT_TRUE(close_grad("db_ih", got.db_ih[i], stack_fd(p, &p.params[i].b_ih)));
+        EXPECT_TRUE(close_grad("db_hh", got.db_hh[i], stack_fd(p, &p.params[i].b_hh)));
+      }
     }
   }
 }

@@ -190,8 +190,10 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
                                             args.batch_sizes};
       if (saved) {
         layers_[index].forward(layer_args, saved->layers[index], dir_pool);
-        // x itself needs no copy: backward is given it again.
-        if (l > 0 || dir == 1) copy_saved(dir_in, width, saved->inputs[index], dir_pool);
+        // No copy of x itself (backward is given it again), nor, with one
+        // direction, of the layer below's output (saved just before).
+        if (dir == 1 || (l > 0 && !one_direction)) copy_saved(dir_in, width, saved->inputs[index], dir_pool);
+        else saved->inputs[index].clear();
         copy_saved(layer_out, H, saved->outputs[index], dir_pool);
       } else {
         layers_[index].forward(layer_args, dir_pool);
@@ -266,7 +268,9 @@ void RecurrentStack::backward(const RecurrentBackwardArgs& args, const Recurrent
         lay.reverse(dy_dir[dir].data(), reversed_dy.data(), H, dir_pool);
         dy = reversed_dy.data();
       }
-      const float* in = saved.inputs[index].empty() ? args.x.data() : saved.inputs[index].data();
+      const float* in = !saved.inputs[index].empty() ? saved.inputs[index].data()
+                        : l > 0                        ? saved.outputs[index - 1].data()
+                                                       : args.x.data();
       const RecurrentBackwardArgs layer_args{lay.view(in, width),
                                              lay.view(saved.outputs[index].data(), H),
                                              state_slice(args.h0, index, batch, H),

@@ -29,7 +29,9 @@ class RecurrentStackSaved {
  private:
   friend class RecurrentStack;
   std::vector<RecurrentSaved> layers;       // L·dirs
-  std::vector<AlignedVector> inputs;        // L·dirs: each layer's input in its own time order (empty: x itself)
+  // L·dirs: each layer's input in its own time order; empty: x itself, or
+  // with one direction the output of the layer below.
+  std::vector<AlignedVector> inputs;
   std::vector<AlignedVector> outputs;       // L·dirs: each layer's y in its own time order
   int64_t rows = 0;
   // The stack's working buffers, kept from call to call: a training loop
