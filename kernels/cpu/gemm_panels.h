@@ -32,10 +32,14 @@ struct BPanels {
   }
 };
 
+// B (n, depth) from one source.
+inline BPanels OneSource(PanelSource source, size_t n, size_t depth) {
+  return {source, source, (n + kPanelWidth - 1) / kPanelWidth, n, depth};
+}
+
 inline BPanels PanelsOf(const PackedMatrix& b) {
   const size_t depth = static_cast<size_t>(b.cols());
-  const PanelSource packed{b.panel(0), kPanelWidth * depth, kPanelWidth};
-  return {packed, packed, static_cast<size_t>(b.panels()), static_cast<size_t>(b.rows()), depth};
+  return OneSource({b.panel(0), kPanelWidth * depth, kPanelWidth}, static_cast<size_t>(b.rows()), depth);
 }
 
 // Rows [0, m) and panels [panel_begin, panel_end) of B. A's element (r, k)

@@ -226,13 +226,13 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   // The weight gradients' second operand, x_t and h_{t-1} per row, is read
   // where it lies when its rows are whole panels (16 floats): x as the
   // chunk's rows, h_{t-1} as y's rows a step back where every step has the
-  // same batch (not packed sequences), or h0 (zeros without one) before
-  // step 0. What is not is packed a row at a time.
+  // same batch (not packed sequences), or h0 before step 0. What is not is
+  // packed a row at a time.
   const bool x_in_place = input % kPanelWidth == 0;
   const bool h_in_place = hidden % kPanelWidth == 0 && shape.rows == steps * batch;
-  AlignedVector zero_h((gru || h_in_place) && args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
-  const float* h0 = args.h0.empty() ? (gru ? zero_h.data() : nullptr) : args.h0.data();
-  const float* h_before_step0 = args.h0.empty() ? zero_h.data() : args.h0.data();
+  // h0, or zeros without one (read by the GRU's recurrence and by the weight gradients).
+  AlignedVector zero_h(args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
+  const float* h0 = args.h0.empty() ? zero_h.data() : args.h0.data();
   AlignedVector c0 = padded_state(args.c0, batch, hidden, padded);
   AlignedVector dh(static_cast<size_t>(batch * padded));
   AlignedVector carry = padded_state(args.dc_n, batch, hidden, padded);  // LSTM: dc_n; GRU: zeros
@@ -253,8 +253,6 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     dgates_hidden[which].resize(static_cast<size_t>(gru ? chunk_rows * dg_stride : 0));
   }
 
-  // One operand [x | h] for the cells whose gates share both sides, x and h
-  // apart for the GRU, whose sides differ in n.
   const int64_t x_cols = (input + kPanelWidth - 1) / kPanelWidth * kPanelWidth, h_cols = padded;
   PackedMatrix& packed_x = scratch.packed_x;
   PackedMatrix& packed_h = scratch.packed_h;
@@ -284,8 +282,8 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
         {cell_, t1 - t0, hidden, padded, run.layout, &w_hh_t_packed_, saved.gates_.data() + row0 * gate_cols,
          cells_at(row0), t0 == 0 ? c0.data() : cells_at(before), t0 == 0 ? h0 : args.y.data() + before * hidden,
          args.y.data() + row0 * hidden, args.dy.data() + row0 * hidden, dgates_after,
-         args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, dg_stride, dbias.data(),
-         gru ? dbias_hidden.data() : dbias.data(), pool});
+         args.dh_n.empty() ? nullptr : args.dh_n.data(), dh.data(), carry.data(), dg, dg_hidden, dg_stride,
+         dbias.data(), gru ? dbias_hidden.data() : dbias.data(), pool});
 
     // Row (t, b) pairs x_t with h_{t-1} of the same sequence: row b of step t - 1, or h0.
     if (!x_in_place) packed_x.reset(input, rows);
@@ -300,9 +298,7 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
           const int64_t t = std::upper_bound(shape.offsets.begin() + t0, shape.offsets.begin() + t1 + 1, row) -
                             shape.offsets.begin() - 1;
           const int64_t b = row - shape.offsets[t];
-          const float* h_prev = t > 0 ? args.y.data() + (shape.offsets[t - 1] + b) * hidden
-                                : h0  ? h0 + b * hidden
-                                      : nullptr;
+          const float* h_prev = t > 0 ? args.y.data() + (shape.offsets[t - 1] + b) * hidden : h0 + b * hidden;
           packed_h.set_column(r, 0, h_prev, hidden);
         }
       });
@@ -316,15 +312,13 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
       if (!h_in_place)
         return {packed_h.panel(0) + k0 * kPanelWidth, static_cast<size_t>(kPanelWidth * rows), kPanelWidth};
       const int64_t row = row0 + k0;  // its h_{t-1}: y a step back, or before step 0 h0's rows
-      const float* h = row < batch ? h_before_step0 + row * hidden : args.y.data() + (row - batch) * hidden;
+      const float* h = row < batch ? h0 + row * hidden : args.y.data() + (row - batch) * hidden;
       return {h, kPanelWidth, static_cast<size_t>(hidden)};
     };
     // dW (+)= dGᵀ · operand over rows [k0, k1), which read h_{t-1} from one place.
     auto add_weight_gradients = [&](int64_t k0, int64_t k1, bool accumulate) {
       if (k1 == k0) return;
       const size_t depth = static_cast<size_t>(k1 - k0);
-      const size_t x_panels_count = static_cast<size_t>(x_cols / kPanelWidth);
-      const size_t h_panels_count = static_cast<size_t>(h_cols / kPanelWidth);
       auto run = [&](const float* dg_rows, const detail::BPanels& b, float* dw, int64_t ldc) {
         detail::gemm_panels(
             {dg_rows + k0 * dg_stride, 1, static_cast<size_t>(dg_stride), static_cast<size_t>(gate_cols), b, 0,
@@ -332,12 +326,11 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
             pool);
       };
       if (gru) {
-        run(dg, {x_panels(k0), x_panels(k0), x_panels_count, static_cast<size_t>(x_cols), depth}, dw_first.data(),
-            x_cols);
-        run(dg_hidden, {h_panels(k0), h_panels(k0), h_panels_count, static_cast<size_t>(h_cols), depth},
-            dw_second.data(), h_cols);
+        run(dg, detail::OneSource(x_panels(k0), static_cast<size_t>(x_cols), depth), dw_first.data(), x_cols);
+        run(dg_hidden, detail::OneSource(h_panels(k0), static_cast<size_t>(h_cols), depth), dw_second.data(), h_cols);
       } else {
-        run(dg, {x_panels(k0), h_panels(k0), x_panels_count, static_cast<size_t>(dw_cols), depth}, dw_first.data(),
+        const size_t x_panel_count = static_cast<size_t>(x_cols / kPanelWidth);
+        run(dg, {x_panels(k0), h_panels(k0), x_panel_count, static_cast<size_t>(dw_cols), depth}, dw_first.data(),
             dw_cols);
       }
     };

@@ -190,6 +190,9 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
         }
         for (size_t u = group; u < group_end; ++u) {
           const size_t valid = HWY_MIN(kUnits, hidden - u * kUnits);
+          // This thread owns the block's bias sums.
+          float* dbias = s.dbias + u * kGates * kUnits;
+          float* dbias_hidden = s.dbias_hidden + u * kGates * kUnits;
           for (size_t b = 0; b < step_batch; ++b) {
             const size_t unit = b * padded + u * kUnits, gate = b * gate_cols + u * kGates * kUnits;
             const size_t dgate = b * dstride + u * kGates * kUnits;
@@ -211,7 +214,6 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
               continue;
             }
             const float* dy_b = dy + b * hidden + u * kUnits;
-            float* dbias = s.dbias + u * kGates * kUnits;  // this thread owns the block's bias sums
             const bool recurrent = dgates_after && b < after_batch;
             const float* dh_last =
                 s.dh_last && LastStep(s.layout, steps, t, b) ? s.dh_last + b * hidden + u * kUnits : nullptr;
@@ -223,7 +225,7 @@ void BackwardRecurrence(const detail::RecurrentBackwardSteps& s) {
               for (size_t j = 0; j < kUnits; ++j) dh_block[j] += s.carry[unit + j];
               const float* h_prev_b = BlockOf(h_prev + b * hidden + u * kUnits, valid, h_prev_block);
               GruCellBackward(gates + gate, s.cells + rows * padded + unit, h_prev_b, dh_block, dgates + dgate,
-                              dgates_hidden + dgate, s.carry + unit, dbias, s.dbias_hidden + u * kGates * kUnits);
+                              dgates_hidden + dgate, s.carry + unit, dbias, dbias_hidden);
             } else {
               RnnCellBackward<kCell == CellKind::kRnnRelu>(gates + gate, dh_block, dgates + dgate, dbias);
             }
