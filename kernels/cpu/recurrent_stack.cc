@@ -153,33 +153,38 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
     saved->rows = rows;
   }
   pool = pool ? pool : &ThreadPool::global();
-  // One direction writes straight into the next layer's input (or y); two
-  // write apart and are interleaved.
+  // Each layer writes where its output is wanted, with no copy after: one
+  // direction straight into the next layer's input (which a training forward
+  // keeps as the layer's saved output) or y; two into their own outputs
+  // (kept, when training), then interleaved into the next layer's input (kept
+  // as that layer's saved input, when training) or y.
   const bool one_direction = dirs == 1;
-  // A (rows, width) buffer into a saved copy, resized.
-  auto copy_saved = [&](const float* from, int64_t width, AlignedVector& to, ThreadPool* threads) {
-    to.resize(static_cast<std::size_t>(rows * width));
-    copy_columns(from, width, to.data(), width, rows, width, threads);
-  };
   RecurrentStackSaved::ForwardBuffers own_buffers;
   std::unique_lock<std::mutex> lease;
   auto& [input, output, reversed_input, direction_output, reversed_output] =
       saved ? saved->forward_buffers : inference_buffers_.take(lease, own_buffers);
-  output.resize(static_cast<std::size_t>(num_layers_ > 1 || !one_direction ? rows * out_width : 0));
-  for (AlignedVector& buffer : direction_output) buffer.resize(static_cast<std::size_t>(one_direction ? 0 : rows * H));
+  // A buffer of `rows` rows of `width`, resized.
+  auto sized = [&](AlignedVector& buffer, int64_t width) {
+    buffer.resize(static_cast<std::size_t>(rows * width));
+    return buffer.data();
+  };
+  const float* in = args.x.data();
   for (int64_t l = 0; l < num_layers_; ++l) {
     const int64_t width = layer_input_size(l);
-    const float* in = l == 0 ? args.x.data() : input.data();
+    const bool last = l + 1 == num_layers_;
+    // The next layer's input, or y.
+    float* out = last ? args.y.data()
+                 : saved ? sized(one_direction ? saved->outputs[l] : saved->inputs[(l + 1) * dirs], out_width)
+                         : sized(output, out_width);
     for_directions(dirs, pool, [&](int64_t dir, ThreadPool* dir_pool) {
       const int64_t index = l * dirs + dir;
-      float* layer_out =
-          one_direction ? (l + 1 == num_layers_ ? args.y.data() : output.data()) : direction_output[dir].data();
       const float* dir_in = in;
       if (dir == 1) {
-        reversed_input.resize(static_cast<std::size_t>(rows * width));
-        lay.reverse(in, reversed_input.data(), width, dir_pool);
-        dir_in = reversed_input.data();
+        float* reversed = sized(saved ? saved->inputs[index] : reversed_input, width);
+        lay.reverse(in, reversed, width, dir_pool);
+        dir_in = reversed;
       }
+      float* layer_out = one_direction ? out : sized(saved ? saved->outputs[index] : direction_output[dir], H);
       const RecurrentForwardArgs layer_args{lay.view(dir_in, width),
                                             lay.view(layer_out, H),
                                             state_slice(args.h0, index, batch, H),
@@ -190,28 +195,30 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
                                             args.batch_sizes};
       if (saved) {
         layers_[index].forward(layer_args, saved->layers[index], dir_pool);
-        // No copy of x itself (backward is given it again), nor, with one
-        // direction, of the layer below's output (saved just before).
-        if (dir == 1 || (l > 0 && !one_direction)) copy_saved(dir_in, width, saved->inputs[index], dir_pool);
-        else saved->inputs[index].clear();
-        copy_saved(layer_out, H, saved->outputs[index], dir_pool);
+        // The last layer of one direction wrote y, which backward is not given: keep a copy.
+        if (one_direction && last) copy_columns(layer_out, H, sized(saved->outputs[index], H), H, rows, H, dir_pool);
       } else {
         layers_[index].forward(layer_args, dir_pool);
       }
       if (one_direction) return;
       const float* dir_out = layer_out;
       if (dir == 1) {
-        reversed_output.resize(static_cast<std::size_t>(rows * H));
+        dir_out = sized(reversed_output, H);
         lay.reverse(layer_out, reversed_output.data(), H, dir_pool);
-        dir_out = reversed_output.data();
       }
-      copy_columns(dir_out, H, output.data() + dir * H, out_width, rows, H, dir_pool);
+      copy_columns(dir_out, H, out + dir * H, out_width, rows, H, dir_pool);
     });
-    if (one_direction && l + 1 == num_layers_) return;  // written into y
-    input.swap(output);
-    if (l + 1 < num_layers_) output.resize(static_cast<std::size_t>(rows * out_width));
+    in = out;
+    if (!saved) input.swap(output);  // `in` is now `input`'s data; the next layer writes `output`
   }
-  copy_columns(input.data(), out_width, args.y.data(), out_width, rows, out_width, pool);
+  if (saved) {
+    // Inputs backward reads elsewhere (x, or with one direction the saved
+    // output of the layer below) are not kept.
+    for (int64_t index = 0; index < states; ++index) {
+      const bool kept = index % dirs == 1 || (!one_direction && index >= dirs);
+      if (!kept) saved->inputs[static_cast<std::size_t>(index)].clear();
+    }
+  }
 }
 
 void RecurrentStack::backward(const RecurrentBackwardArgs& args, const RecurrentStackSaved& saved,
