@@ -74,7 +74,7 @@ class Row:
         scale = TO_MS.get(entry.get("time_unit", "ns"), 1e-6)
         values = {"time_ms": entry.get("real_time", 0.0) * scale}
         for key in ("GFLOP/s", "pct_peak", "wall_ms", "useful_tokens/s", "padding_pct", "useful_GFLOP/s", "GB/s",
-                    "pct_triad", "triad_GB/s", "Gupdates/s", "state_bytes", "extra_MiB"):
+                    "pct_triad", "triad_GB/s", "Gupdates/s", "state_bytes", "extra_MiB", "paired_ratio"):
             if key in entry:
                 values[key] = entry[key]
         if entry.get("run_type") == "aggregate":
@@ -201,8 +201,14 @@ def shape_cells(shape, keys):
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_l2", "lstm_bi")  # _l2: two layers; _bi: bidirectional
 
 
+PAIRED_NOTE = ("It is paired: each oneDNN repetition times seqk's pass just before and after its own, and the "
+               "column is the median over repetitions of oneDNN's time over the mean of those two (a shared "
+               "machine's speed drifts over minutes by more than the two differ). The ms columns are the rows' own "
+               "medians.")
+
+
 def recurrent_section(machine, notes):
-    rows = []
+    rows, slower, paired = [], [], False
     for cell, (suffix, title) in ((c, p) for c in CELLS for p in (("_fwd", "forward"), ("_fwdbwd", "fwd+bwd"))):
         family = cell + suffix
         for seqk in machine.rows_of(family):
@@ -216,7 +222,14 @@ def recurrent_section(machine, notes):
                 shape = " ".join(f"{k}={v}" for k, v in seqk.shape.items())
                 notes.append(f"oneDNN {cell} {title} {shape}: {peer.errors[0] if peer.errors else 'no data'}")
             else:
-                ratio = fmt(peer_ms / seqk_ms) if seqk_ms and peer_ms else "–"
+                # Paired where the peer's row timed seqk beside it (bench_onednn), else the ratio of medians.
+                value = peer.value("paired_ratio") if peer is not None else None
+                paired = paired or value is not None
+                if value is None and seqk_ms and peer_ms:
+                    value = peer_ms / seqk_ms
+                ratio = fmt(value)
+                if value is not None and value < 1:
+                    slower.append(f"{cell} {title} B={seqk.shape.get('B', '?')} ({fmt(value)})")
             rows.append([
                 cell, title, *shape_cells(seqk.shape, "BDHT"),
                 seqk.time_cell(),
@@ -228,7 +241,8 @@ def recurrent_section(machine, notes):
         return "No recurrent-layer rows."
     return table(["cell", "pass", "B", "D", "H", "T", "seqk ms", "oneDNN ms", "oneDNN/seqk time",
                   "seqk GFLOP/s", "seqk % peak", "oneDNN GFLOP/s"], rows) + \
-        "\n\noneDNN/seqk time > 1 means seqk is faster."
+        "\n\noneDNN/seqk time > 1 means seqk is faster." + (" " + PAIRED_NOTE if paired else "") + "\n\n" + \
+        ("Rows where oneDNN is faster: " + "; ".join(slower) + "." if slower else "seqk is as fast or faster on every row.")
 
 
 def vulkan_device_name(machine, index):
