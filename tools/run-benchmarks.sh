@@ -29,7 +29,7 @@ out="${SEQK_RESULTS_DIR:-results}/$(hostname)-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
 # 5 repetitions (3 for attention, whose longest rows take seconds each):
-# the default suite takes about 15 minutes on 2 vCPUs, 70 s of it the
+# the default suite takes about 18 minutes on 2 vCPUs, 70 s of it the
 # lavapipe (CPU Vulkan) rows, which run once each.
 # Interleaving them at random spreads a burst of load from other processes
 # over several rows' repetitions instead of spoiling every repetition of one.
