@@ -37,9 +37,13 @@ inline BPanels OneSource(PanelSource source, size_t n, size_t depth) {
   return {source, source, (n + kPanelWidth - 1) / kPanelWidth, n, depth};
 }
 
+// A packed matrix's panels from its column (depth) k0 on.
+inline PanelSource SourceOf(const PackedMatrix& b, size_t k0 = 0) {
+  return {b.panel(0) + k0 * kPanelWidth, kPanelWidth * static_cast<size_t>(b.cols()), kPanelWidth};
+}
+
 inline BPanels PanelsOf(const PackedMatrix& b) {
-  const size_t depth = static_cast<size_t>(b.cols());
-  return OneSource({b.panel(0), kPanelWidth * depth, kPanelWidth}, static_cast<size_t>(b.rows()), depth);
+  return OneSource(SourceOf(b), static_cast<size_t>(b.rows()), static_cast<size_t>(b.cols()));
 }
 
 // Rows [0, m) and panels [panel_begin, panel_end) of B. A's element (r, k)

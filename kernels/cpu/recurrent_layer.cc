@@ -306,11 +306,10 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
     // The chunk's rows [k0, k1) of each operand as panels.
     auto x_panels = [&](int64_t k0) -> detail::PanelSource {
       if (x_in_place) return {args.x.data() + (row0 + k0) * input, kPanelWidth, static_cast<size_t>(input)};
-      return {packed_x.panel(0) + k0 * kPanelWidth, static_cast<size_t>(kPanelWidth * rows), kPanelWidth};
+      return detail::SourceOf(packed_x, static_cast<size_t>(k0));
     };
     auto h_panels = [&](int64_t k0) -> detail::PanelSource {
-      if (!h_in_place)
-        return {packed_h.panel(0) + k0 * kPanelWidth, static_cast<size_t>(kPanelWidth * rows), kPanelWidth};
+      if (!h_in_place) return detail::SourceOf(packed_h, static_cast<size_t>(k0));
       const int64_t row = row0 + k0;  // its h_{t-1}: y a step back, or before step 0 h0's rows
       const float* h = row < batch ? h0 + row * hidden : args.y.data() + (row - batch) * hidden;
       return {h, kPanelWidth, static_cast<size_t>(hidden)};
