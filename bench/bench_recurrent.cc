@@ -300,9 +300,11 @@ double peer_timeout_seconds() {
 // The peer's row. The machine's speed drifts by several percent over
 // minutes, more than the two libraries differ, so seqk's pass is timed again
 // for as many iterations just before and just after the peer's: the row's
-// "paired_ratio" (peer time / seqk time) compares runs seconds apart. Each
-// seqk burst follows an untimed pass: after the fork, seqk's first writes to
-// its buffers fault page by page (copy-on-write protection).
+// "paired_ratio" (peer time / seqk time) compares runs seconds apart, and
+// "seqk_before_ms" and "seqk_after_ms" show whether the machine changed
+// speed in between. Each seqk burst follows an untimed pass: after the
+// fork, seqk's first writes to its buffers fault page by page (copy-on-write
+// protection).
 void bench_onednn(benchmark::State& state, seqk::CellKind cell, RecurrentShape shape, Stacking stacking, Pass pass) {
   const int threads = seqk::ThreadPool::global().num_threads();  // the same cores seqk gets
   const int64_t iterations = state.max_iterations;
@@ -335,6 +337,8 @@ void bench_onednn(benchmark::State& state, seqk::CellKind cell, RecurrentShape s
   }
   report_throughput(state, recurrent_flops(cell, shape, pass, stacking), total_seconds, machine_peaks().gflops);
   state.counters["paired_ratio"] = total_seconds / ((seqk_before + seqk_after) / 2);
+  state.counters["seqk_before_ms"] = 1e3 * seqk_before / iterations;
+  state.counters["seqk_after_ms"] = 1e3 * seqk_after / iterations;
 }
 #endif
 
