@@ -203,8 +203,9 @@ void RecurrentStack::run_forward(const RecurrentForwardArgs& args, RecurrentStac
       if (one_direction) return;
       const float* dir_out = layer_out;
       if (dir == 1) {
-        dir_out = sized(reversed_output, H);
-        lay.reverse(layer_out, reversed_output.data(), H, dir_pool);
+        float* reversed = sized(reversed_output, H);
+        lay.reverse(layer_out, reversed, H, dir_pool);
+        dir_out = reversed;
       }
       copy_columns(dir_out, H, out + dir * H, out_width, rows, H, dir_pool);
     });
