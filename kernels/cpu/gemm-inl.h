@@ -173,7 +173,7 @@ inline void GemmPanels(const detail::GemmPanelsArgs& args) {
         for (size_t tile = 0; tile < row_tiles; ++tile) {
           const size_t r = m0 + (m1 - m0) * tile / row_tiles;
           const size_t rows = m0 + (m1 - m0) * (tile + 1) / row_tiles - r;
-          tiles[rows - 1][panels - 1](args.a + r * args.a_row_stride + k0 * args.a_k_stride, args.a_row_stride,
+          tiles[rows - 1][panels - 1](args.a_of(p) + r * args.a_row_stride + k0 * args.a_k_stride, args.a_row_stride,
                                       args.a_k_stride, b_tile, source.panel_stride, source.k_stride, kc,
                                       args.c + r * args.ldc + col0, args.ldc, cols, bias, accumulate);
         }

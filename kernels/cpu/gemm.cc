@@ -35,6 +35,7 @@ void GemmParallel(const detail::GemmPanelsArgs& whole, ThreadPool* pool) {
       const size_t r0 = HWY_MIN(whole.m, (tiles * t / threads) * kTileRows);
       const size_t r1 = HWY_MIN(whole.m, (tiles * (t + 1) / threads) * kTileRows);
       part.a = whole.a + r0 * whole.a_row_stride;
+      if (whole.a_second) part.a_second = whole.a_second + r0 * whole.a_row_stride;
       part.c = whole.c + r0 * whole.ldc;
       part.m = r1 - r0;
     }

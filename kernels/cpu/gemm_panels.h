@@ -48,7 +48,10 @@ inline BPanels PanelsOf(const PackedMatrix& b) {
 
 // Rows [0, m) and panels [panel_begin, panel_end) of B. A's element (r, k)
 // is a[r * a_row_stride + k * a_k_stride]; C has row stride ldc; bias (if
-// any) is indexed by column.
+// any) is indexed by column. B's panels from b.split on multiply a_second
+// where it is set (same strides): the GRU's weight gradients [dW_ih | dW_hh]
+// pair x with the input side's gate gradients and h with the hidden side's,
+// as one product whose threads each read one of the two.
 struct GemmPanelsArgs {
   const float* a;
   size_t a_row_stride, a_k_stride;
@@ -60,6 +63,9 @@ struct GemmPanelsArgs {
   const float* bias;
   bool accumulate;
   bool specialized;
+  const float* a_second = nullptr;
+
+  const float* a_of(size_t panel) const { return a_second && panel >= b.split ? a_second : a; }
 };
 
 // The whole of `args` over the pool's threads (dynamic dispatch to the best

@@ -220,8 +220,9 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   // and of the weight gradients. The recurrence of a chunk needs the
   // hidden-side gate gradients of the step after it, so two chunk buffers
   // alternate. The GRU's input and hidden sides differ (in n), so it has a
-  // second pair and two weight-gradient GEMMs: dW_ih from x and dW_hh from
-  // h; the other cells make both in one GEMM over [x | h].
+  // second pair; its weight-gradient GEMM takes dW_ih from the input side
+  // and x, dW_hh from the hidden side and h (the other cells' one side
+  // serves both).
   const int64_t chunk = chunk_steps(steps, batch), chunk_rows = chunk * batch;
   // The weight gradients' second operand, x_t and h_{t-1} per row, is read
   // where it lies when its rows are whole panels (16 floats): x as the
@@ -256,13 +257,10 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   const int64_t x_cols = (input + kPanelWidth - 1) / kPanelWidth * kPanelWidth, h_cols = padded;
   PackedMatrix& packed_x = scratch.packed_x;
   PackedMatrix& packed_h = scratch.packed_h;
-  // Weight gradients in blocked rows, at panel-padded widths: [dW_ih | dW_hh],
-  // or for the GRU dW_ih and dW_hh apart.
-  const int64_t dw_cols = gru ? x_cols : x_cols + h_cols;
-  AlignedVector& dw_first = scratch.dw_first;
-  AlignedVector& dw_second = scratch.dw_second;
-  dw_first.resize(static_cast<size_t>(gate_cols * dw_cols));
-  dw_second.resize(static_cast<size_t>(gru ? gate_cols * h_cols : 0));
+  // Weight gradients in blocked rows, at panel-padded widths: [dW_ih | dW_hh].
+  const int64_t dw_cols = x_cols + h_cols;
+  AlignedVector& dw = scratch.weight_grads;
+  dw.resize(static_cast<size_t>(gate_cols * dw_cols));
   // The bias gradients, summed by the recurrence as it writes the gate
   // gradients (a column of ones in the GEMMs' operands would cost them a
   // whole panel of 16, the GEMM at N = H + D + 1 running 2-3% slower).
@@ -314,24 +312,15 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
       const float* h = row < batch ? h0 + row * hidden : args.y.data() + (row - batch) * hidden;
       return {h, kPanelWidth, static_cast<size_t>(hidden)};
     };
-    // dW (+)= dGᵀ · operand over rows [k0, k1), which read h_{t-1} from one place.
+    // [dW_ih | dW_hh] (+)= [dGᵀ·x | dG_hiddenᵀ·h] over rows [k0, k1), which read h_{t-1} from one place.
     auto add_weight_gradients = [&](int64_t k0, int64_t k1, bool accumulate) {
       if (k1 == k0) return;
-      const size_t depth = static_cast<size_t>(k1 - k0);
-      auto run = [&](const float* dg_rows, const detail::BPanels& b, float* dw, int64_t ldc) {
-        detail::gemm_panels(
-            {dg_rows + k0 * dg_stride, 1, static_cast<size_t>(dg_stride), static_cast<size_t>(gate_cols), b, 0,
-             b.panels(), dw, static_cast<size_t>(ldc), nullptr, accumulate, true},
-            pool);
-      };
-      if (gru) {
-        run(dg, detail::OneSource(x_panels(k0), static_cast<size_t>(x_cols), depth), dw_first.data(), x_cols);
-        run(dg_hidden, detail::OneSource(h_panels(k0), static_cast<size_t>(h_cols), depth), dw_second.data(), h_cols);
-      } else {
-        const size_t x_panel_count = static_cast<size_t>(x_cols / kPanelWidth);
-        run(dg, {x_panels(k0), h_panels(k0), x_panel_count, static_cast<size_t>(dw_cols), depth}, dw_first.data(),
-            dw_cols);
-      }
+      const detail::BPanels x_h{x_panels(k0), h_panels(k0), static_cast<size_t>(x_cols / kPanelWidth),
+                                static_cast<size_t>(dw_cols), static_cast<size_t>(k1 - k0)};
+      detail::gemm_panels(
+          {dg + k0 * dg_stride, 1, static_cast<size_t>(dg_stride), static_cast<size_t>(gate_cols), x_h, 0, x_h.panels(),
+           dw.data(), static_cast<size_t>(dw_cols), nullptr, accumulate, true, dg_hidden + k0 * dg_stride},
+          pool);
     };
     // With h read in place, step 0's rows take h0 from elsewhere: a GEMM of their own.
     const bool accumulate = t1 != steps;
@@ -349,9 +338,8 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   for (int64_t r = 0; r < gate_cols; ++r) {
     const int64_t source = gate_order_[static_cast<size_t>(r)];
     if (source < 0) continue;
-    std::memcpy(grads.w_ih.data() + source * input, &dw_first[r * dw_cols], input * sizeof(float));
-    const float* dw_hh = gru ? &dw_second[r * h_cols] : &dw_first[r * dw_cols + x_cols];
-    std::memcpy(grads.w_hh.data() + source * hidden, dw_hh, hidden * sizeof(float));
+    std::memcpy(grads.w_ih.data() + source * input, &dw[r * dw_cols], input * sizeof(float));
+    std::memcpy(grads.w_hh.data() + source * hidden, &dw[r * dw_cols + x_cols], hidden * sizeof(float));
     grads.b_ih.data()[source] = dbias[r];
     grads.b_hh.data()[source] = gru ? dbias_hidden[r] : dbias[r];
   }

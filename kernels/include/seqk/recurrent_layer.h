@@ -92,7 +92,7 @@ class RecurrentSaved {
   // on every backward (free() hands such buffers back to the system). So
   // two backward calls may not use one saved at the same time.
   struct BackwardScratch {
-    AlignedVector dgates[2], dgates_hidden[2], dw_first, dw_second;
+    AlignedVector dgates[2], dgates_hidden[2], weight_grads;
     PackedMatrix packed_x, packed_h;
   };
   mutable BackwardScratch scratch_;
