@@ -11,8 +11,9 @@ packages=(
   libhwy-dev
   # tests
   googletest libgtest-dev libgmock-dev
-  # benchmarks (oneDNN is the peer for the RNN rows)
-  libbenchmark-dev libdnnl-dev
+  # benchmarks (oneDNN is the peer for the RNN rows). oneDNN's CMake package
+  # looks for OpenCL and fails without it; apt leaves that recommendation out.
+  libbenchmark-dev libdnnl-dev ocl-icd-opencl-dev
   # report
   python3 python3-matplotlib
   # Vulkan backend: headers/loader, shader compiler, lavapipe (CPU driver)
