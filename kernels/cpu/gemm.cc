@@ -43,6 +43,12 @@ void GemmParallel(const detail::GemmPanelsArgs& whole, ThreadPool* pool) {
   });
 }
 
+// Measured on Zen 3 (AVX2), weight gradients with [x | h] read in place
+// (rows 2 KiB apart) against packed, as the share of a training pass beside
+// the forward recurrence: their GEMMs took 12-26% less time packed (LSTM and
+// RNN at B=64, D=H=512; GRU at B=32, D=H=256).
+bool PacksRowMajorB() { return kTilePanels == 1; }
+
 }  // namespace HWY_NAMESPACE
 }  // namespace seqk
 HWY_AFTER_NAMESPACE();
@@ -51,6 +57,7 @@ HWY_AFTER_NAMESPACE();
 namespace seqk {
 
 HWY_EXPORT(GemmParallel);
+HWY_EXPORT(PacksRowMajorB);
 
 namespace {
 
@@ -157,6 +164,8 @@ void gemm(ConstView a, const PackedMatrix& b, View c, const GemmArgs& args, Thre
 void detail::gemm_panels(const GemmPanelsArgs& args, ThreadPool* pool) {
   HWY_DYNAMIC_DISPATCH(GemmParallel)(args, pool);
 }
+
+bool detail::gemm_packs_row_major_b() { return HWY_DYNAMIC_DISPATCH(PacksRowMajorB)(); }
 
 }  // namespace seqk
 #endif  // HWY_ONCE

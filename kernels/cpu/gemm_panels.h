@@ -72,4 +72,12 @@ struct GemmPanelsArgs {
 // SIMD target), for callers whose B is not a PackedMatrix.
 void gemm_panels(const GemmPanelsArgs& args, ThreadPool* pool);
 
+// Whether B read in place from a row-major matrix (PanelSource with a large
+// k_stride) is slower than packing it first on the SIMD target gemm_panels
+// runs on. A tile one panel wide (AVX2 and narrower) reads 64 bytes per row
+// of B; with rows a power of two apart, its B slice falls in a few L1 sets
+// and is fetched again for every tile, where a packed one stays in L1. A
+// 4-panel AVX-512 tile reads 256 bytes per row and lost little in place.
+bool gemm_packs_row_major_b();
+
 }  // namespace seqk::detail

@@ -225,12 +225,13 @@ void RecurrentLayer::backward(const RecurrentBackwardArgs& args, const Recurrent
   // serves both).
   const int64_t chunk = chunk_steps(steps, batch), chunk_rows = chunk * batch;
   // The weight gradients' second operand, x_t and h_{t-1} per row, is read
-  // where it lies when its rows are whole panels (16 floats): x as the
-  // chunk's rows, h_{t-1} as y's rows a step back where every step has the
-  // same batch (not packed sequences), or h0 before step 0. What is not is
-  // packed a row at a time.
-  const bool x_in_place = input % kPanelWidth == 0;
-  const bool h_in_place = hidden % kPanelWidth == 0 && shape.rows == steps * batch;
+  // where it lies when its rows are whole panels (16 floats) and the SIMD
+  // target's GEMM reads such rows well: x as the chunk's rows, h_{t-1} as
+  // y's rows a step back where every step has the same batch (not packed
+  // sequences), or h0 before step 0. What is not is packed a row at a time.
+  const bool in_place = !detail::gemm_packs_row_major_b();
+  const bool x_in_place = in_place && input % kPanelWidth == 0;
+  const bool h_in_place = in_place && hidden % kPanelWidth == 0 && shape.rows == steps * batch;
   // h0, or zeros without one (read by the GRU's recurrence and by the weight gradients).
   AlignedVector zero_h(args.h0.empty() ? static_cast<size_t>(batch * hidden) : 0, 0.0f);
   const float* h0 = args.h0.empty() ? zero_h.data() : args.h0.data();
